@@ -1,0 +1,1 @@
+"""Experiments shipped with aliasgrad; each module defines ``cases(**hyperparameters)``."""
