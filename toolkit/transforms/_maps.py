@@ -1,0 +1,351 @@
+"""Tie maps: how a tied target is computed from its source (``target == map(source)``).
+
+A map has two faces. :meth:`TieMap.apply` and :meth:`TieMap.inverse` use only duck-typed array
+methods (``x.T``, ``x.transpose(axes)``, ``x.reshape(shape)``, ``x[index]``) so the same object
+builds tied parameters on numpy arrays, jax arrays and the toolkit's tape arrays.
+:meth:`TieMap.accumulate` is the jax-side adjoint that the gradient merge needs: it adds a
+target-shaped gradient into a source-shaped accumulator (a scatter-add for partial ties).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+Shape = tuple[int, ...]
+IndexEntry = int | slice
+
+_NAMED_SPELLINGS = "'identity', 'transpose', 'adjoint'"
+_VALID_SPECS = (
+    f"{_NAMED_SPELLINGS}, an axes permutation such as (1, 0, 2), or an index expression such "
+    "as '[:3]', '[:, 2:5]', '[1]' or np.s_[:, 2:5]"
+)
+
+
+class TieMap:
+    """Base class of the maps returned by :func:`parse_map`.
+
+    Maps compare and hash by their canonical spelling, ``str(map)``, which
+    :func:`parse_map` reads back.
+    """
+
+    #: Whether :meth:`inverse` recovers the source from a target.
+    invertible: bool = True
+
+    def apply(self, x: Any) -> Any:
+        """Returns ``map(x)``: the target computed from source ``x``."""
+        raise NotImplementedError
+
+    def out_shape(self, source_shape: Sequence[int]) -> Shape:
+        """Returns the target shape for ``source_shape``.
+
+        Raises:
+            ValueError: the map cannot apply to a source of this shape.
+        """
+        raise NotImplementedError
+
+    def inverse(self, y: Any, source_shape: Sequence[int] | None = None) -> Any:
+        """Returns the source whose image is ``y``.
+
+        Args:
+            y: a target-shaped array.
+            source_shape: only consulted by ``adjoint``, where a ``(1, n)`` row may come from an
+                ``(n,)`` vector (the default reading) or from an ``(n, 1)`` matrix.
+
+        Raises:
+            ValueError: the map is not invertible (a partial tie).
+        """
+        raise NotImplementedError
+
+    def accumulate(self, acc: Any, g: Any) -> Any:
+        """Returns ``acc + mapᵀ(g)``: a target gradient ``g`` added in source coordinates."""
+        raise NotImplementedError
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, TieMap) and str(self) == str(other)
+
+    def __hash__(self) -> int:
+        return hash(str(self))
+
+    def __repr__(self) -> str:
+        return f"parse_map({str(self)!r})"
+
+
+class _Identity(TieMap):
+    def apply(self, x: Any) -> Any:
+        return x
+
+    def out_shape(self, source_shape: Sequence[int]) -> Shape:
+        return tuple(source_shape)
+
+    def inverse(self, y: Any, source_shape: Sequence[int] | None = None) -> Any:
+        return y
+
+    def accumulate(self, acc: Any, g: Any) -> Any:
+        return acc + g
+
+    def __str__(self) -> str:
+        return "identity"
+
+
+class _Transpose(TieMap):
+    """numpy's ``x.T``: all axes reversed."""
+
+    def apply(self, x: Any) -> Any:
+        return x.T
+
+    def out_shape(self, source_shape: Sequence[int]) -> Shape:
+        if len(source_shape) < 2:
+            raise ValueError(
+                f"'transpose' needs a source with at least 2 axes, got shape "
+                f"{tuple(source_shape)}; use 'adjoint' to turn a vector into a 1×n row"
+            )
+        return tuple(reversed(source_shape))
+
+    def inverse(self, y: Any, source_shape: Sequence[int] | None = None) -> Any:
+        return y.T
+
+    def accumulate(self, acc: Any, g: Any) -> Any:
+        return acc + g.T
+
+    def __str__(self) -> str:
+        return "transpose"
+
+
+class _Permute(TieMap):
+    def __init__(self, axes: Sequence[int]) -> None:
+        self.axes = tuple(int(a) for a in axes)
+        if sorted(self.axes) != list(range(len(self.axes))):
+            raise ValueError(f"axes {self.axes} are not a permutation of 0..{len(self.axes) - 1}")
+        # argsort of the permutation: the axes order that undoes it.
+        self.inverse_axes = tuple(sorted(range(len(self.axes)), key=self.axes.__getitem__))
+
+    def apply(self, x: Any) -> Any:
+        return x.transpose(self.axes)
+
+    def out_shape(self, source_shape: Sequence[int]) -> Shape:
+        if len(source_shape) != len(self.axes):
+            raise ValueError(
+                f"axes permutation {self} needs a source with {len(self.axes)} axes, got shape "
+                f"{tuple(source_shape)}"
+            )
+        return tuple(source_shape[a] for a in self.axes)
+
+    def inverse(self, y: Any, source_shape: Sequence[int] | None = None) -> Any:
+        return y.transpose(self.inverse_axes)
+
+    def accumulate(self, acc: Any, g: Any) -> Any:
+        return acc + g.transpose(self.inverse_axes)
+
+    def __str__(self) -> str:
+        return "(" + ", ".join(map(str, self.axes)) + ("," if len(self.axes) == 1 else "") + ")"
+
+
+class _Adjoint(TieMap):
+    """Julia's ``x'`` for real arrays: a vector becomes a ``1×n`` row, a matrix is transposed.
+
+    No complex conjugation is applied.
+    """
+
+    def apply(self, x: Any) -> Any:
+        if len(x.shape) == 1:
+            return x.reshape((1, x.shape[0]))
+        return x.T
+
+    def out_shape(self, source_shape: Sequence[int]) -> Shape:
+        if len(source_shape) == 1:
+            return (1, source_shape[0])
+        if len(source_shape) == 2:
+            return (source_shape[1], source_shape[0])
+        raise ValueError(
+            f"'adjoint' needs a vector or a matrix source, got shape {tuple(source_shape)}"
+        )
+
+    def inverse(self, y: Any, source_shape: Sequence[int] | None = None) -> Any:
+        from_vector = y.shape[0] == 1 if source_shape is None else len(source_shape) == 1
+        if from_vector:
+            return y.reshape((y.shape[1],))
+        return y.T
+
+    def accumulate(self, acc: Any, g: Any) -> Any:
+        if acc.ndim == 1:
+            return acc + g.reshape(acc.shape)
+        return acc + g.T
+
+    def __str__(self) -> str:
+        return "adjoint"
+
+
+class _Index(TieMap):
+    """A partial tie ``target == source[index]``; the merge scatter-adds into the source."""
+
+    invertible = False
+
+    def __init__(self, index: tuple[IndexEntry, ...]) -> None:
+        self.index = tuple(_check_entry(e) for e in index)
+        if not self.index:
+            raise ValueError("an index expression needs at least one entry, e.g. '[:3]'")
+
+    def _key(self) -> Any:
+        # A one-entry tuple is passed bare: array types with a simpler __getitem__ (the tape's)
+        # need not unpack tuples for the common 1-axis case.
+        return self.index[0] if len(self.index) == 1 else self.index
+
+    def apply(self, x: Any) -> Any:
+        return x[self._key()]
+
+    def out_shape(self, source_shape: Sequence[int]) -> Shape:
+        shape = tuple(source_shape)
+        if len(self.index) > len(shape):
+            raise ValueError(
+                f"index {self} has {len(self.index)} entries but the source has shape {shape}"
+            )
+        out: list[int] = []
+        for axis, (entry, n) in enumerate(zip(self.index, shape, strict=False)):
+            if isinstance(entry, int):
+                if not -n <= entry < n:
+                    raise ValueError(
+                        f"index {self} is out of range for source shape {shape}: axis {axis} "
+                        f"has {n} entries, index {entry}"
+                    )
+                continue
+            # numpy clamps out-of-range slice bounds silently; a tie that silently covers less
+            # than it says is a bug, so bounds must lie within the axis.
+            for name, bound in (("start", entry.start), ("stop", entry.stop)):
+                if bound is not None and not -n <= bound <= n:
+                    raise ValueError(
+                        f"index {self} is out of range for source shape {shape}: axis {axis} "
+                        f"has {n} entries, slice {name} {bound}"
+                    )
+            length = len(range(*entry.indices(n)))
+            if length == 0:
+                raise ValueError(
+                    f"index {self} selects no elements of axis {axis} in source shape {shape}"
+                )
+            out.append(length)
+        return (*out, *shape[len(self.index) :])
+
+    def inverse(self, y: Any, source_shape: Sequence[int] | None = None) -> Any:
+        raise ValueError(f"partial tie {self} is not invertible: the target is part of the source")
+
+    def accumulate(self, acc: Any, g: Any) -> Any:
+        return jnp.asarray(acc).at[self._key()].add(g)
+
+    def __str__(self) -> str:
+        return "[" + ", ".join(_entry_str(e) for e in self.index) + "]"
+
+
+def _check_entry(entry: Any) -> IndexEntry:
+    if isinstance(entry, slice):
+        parts = (entry.start, entry.stop, entry.step)
+        if not all(p is None or _is_int(p) for p in parts):
+            raise ValueError(f"slice {entry} must have integer or empty bounds")
+        if entry.step is not None and int(entry.step) == 0:
+            raise ValueError("slice step cannot be zero")
+        return slice(*(None if p is None else int(p) for p in parts))
+    if _is_int(entry):
+        return int(entry)
+    raise ValueError(
+        f"unsupported index entry {entry!r}: use integers and slices (no Ellipsis, None, "
+        "arrays or booleans)"
+    )
+
+
+def _entry_str(entry: IndexEntry) -> str:
+    if isinstance(entry, int):
+        return str(entry)
+    text = ("" if entry.start is None else str(entry.start)) + ":"
+    text += "" if entry.stop is None else str(entry.stop)
+    return text if entry.step is None else f"{text}:{entry.step}"
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int | np.integer) and not isinstance(value, bool)
+
+
+_INT = re.compile(r"^[+-]?\d+$")
+
+
+def _parse_int(text: str, spec: str) -> int:
+    text = text.strip()
+    if not _INT.match(text):
+        raise ValueError(f"cannot read {text!r} in map {spec!r} as an integer")
+    return int(text)
+
+
+def _parse_index(spec: str) -> _Index:
+    entries: list[IndexEntry] = []
+    for part in spec.strip()[1:-1].split(","):
+        if ":" not in part:
+            entries.append(_parse_int(part, spec))
+            continue
+        bounds = part.split(":")
+        if len(bounds) > 3:
+            raise ValueError(f"slice {part.strip()!r} in map {spec!r} has too many ':'")
+        values = [None if not b.strip() else _parse_int(b, spec) for b in bounds]
+        entries.append(slice(*values))
+    return _Index(tuple(entries))
+
+
+_NAMED: dict[str, TieMap] = {
+    "identity": _Identity(),
+    "transpose": _Transpose(),
+    "adjoint": _Adjoint(),
+}
+
+
+def parse_map(spec: Any) -> TieMap:
+    """Reads a tie map from its spelling.
+
+    Vocabulary:
+        * ``"identity"``: the target is the source.
+        * ``"transpose"``: ``x.T`` (all axes reversed; at least 2 axes).
+        * ``"adjoint"``: Julia's ``x'``; an ``(n,)`` vector becomes a ``(1, n)`` row, a matrix is
+          transposed.
+        * an axes permutation: a tuple or list of ints such as ``(1, 0, 2)``, or that text.
+        * an index expression for a partial tie: text such as ``"[:3]"``, ``"[:, 2:5]"``,
+          ``"[1]"``, or index objects (a ``slice``, an ``int``, a tuple of slices and ints,
+          ``np.s_[:, 2:5]``). A tuple of ints alone is read as a permutation; to select one
+          element write the text ``"[1, 0]"``.
+
+    Args:
+        spec: one of the spellings above, or a map returned by this function.
+
+    Returns:
+        A :class:`TieMap`; ``str()`` of it is the canonical spelling, which this function reads
+        back to an equal map.
+
+    Raises:
+        ValueError: ``spec`` is not in the vocabulary.
+
+    Example:
+        >>> import numpy as np
+        >>> m = parse_map(np.s_[:, 2:5])
+        >>> str(m), m.out_shape((4, 8)), m.apply(np.zeros((4, 8))).shape
+        ('[:, 2:5]', (4, 3), (4, 3))
+        >>> str(parse_map("transpose")), parse_map("transpose").invertible
+        ('transpose', True)
+    """
+    if isinstance(spec, TieMap):
+        return spec
+    if isinstance(spec, str):
+        text = spec.strip()
+        if text in _NAMED:
+            return _NAMED[text]
+        if text.startswith("[") and text.endswith("]"):
+            return _parse_index(text)
+        if text.startswith("(") and text.endswith(")"):
+            parts = [p for p in text[1:-1].split(",") if p.strip()]
+            return _Permute([_parse_int(p, spec) for p in parts])
+        raise ValueError(f"unknown map {spec!r}; valid: {_VALID_SPECS}")
+    if isinstance(spec, tuple | list) and spec and all(_is_int(a) for a in spec):
+        return _Permute(spec)
+    if isinstance(spec, tuple) and spec:
+        return _Index(spec)
+    if isinstance(spec, slice) or _is_int(spec):
+        return _Index((spec,))
+    raise ValueError(f"unknown map {spec!r}; valid: {_VALID_SPECS}")

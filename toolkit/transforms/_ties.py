@@ -1,0 +1,274 @@
+"""Tie declarations, their validation against a pytree, and helpers on tied pytrees."""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from toolkit.transforms._maps import TieMap, parse_map
+
+KeyPath = tuple[Any, ...]
+Path = str | KeyPath
+
+
+@dataclasses.dataclass(frozen=True)
+class Tie:
+    """Declares that the leaf at ``target`` equals ``map(leaf at source)``.
+
+    Paths are dotted strings (``"dec.weight"``, ``"layers.0.w"``: dict keys, attribute names of
+    NamedTuples and registered dataclasses, integer positions in lists and tuples) or jax key
+    paths as returned by ``jax.tree_util.tree_flatten_with_path``. The map is anything
+    :func:`parse_map` reads; it is stored parsed.
+
+    Example:
+        >>> Tie("embed", "unembed", "transpose")
+        Tie(source='embed', target='unembed', map=parse_map('transpose'))
+    """
+
+    source: Path
+    target: Path
+    map: TieMap = dataclasses.field(default="identity")  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "map", parse_map(self.map))
+        for role in ("source", "target"):
+            path = getattr(self, role)
+            if not (isinstance(path, str) and path) and not isinstance(path, tuple):
+                raise ValueError(
+                    f"tie {role} {path!r} must be a dotted path such as 'dec.weight' or a jax "
+                    "key path"
+                )
+
+    def __str__(self) -> str:
+        return f"{path_str(self.source)} -> {path_str(self.target)} ({self.map})"
+
+
+def _key_str(key: Any) -> str:
+    for attr in ("key", "idx", "name"):  # DictKey / FlattenedIndexKey, SequenceKey, GetAttrKey
+        if hasattr(key, attr):
+            return str(getattr(key, attr))
+    return str(key)
+
+
+def path_str(path: Path) -> str:
+    """Returns the dotted spelling of a path (jax key paths are converted)."""
+    return path if isinstance(path, str) else ".".join(_key_str(k) for k in path)
+
+
+class Link(NamedTuple):
+    """One validated tie, as leaf positions in the flattened pytree."""
+
+    source: int
+    target: int
+    map: TieMap
+    target_path: str
+
+
+class Plan(NamedTuple):
+    """Ties resolved against one pytree structure.
+
+    ``links`` is ordered so that a leaf's own source is written before the leaf is read as a
+    source (chains such as ``a -> b -> c`` resolve in one forward pass; the merge walks it
+    backwards).
+    """
+
+    treedef: Any
+    links: tuple[Link, ...]
+    targets: frozenset[int]
+
+
+def _leaf_index(paths: Sequence[KeyPath]) -> tuple[dict[KeyPath, int], dict[str, int | None]]:
+    by_keys = {tuple(p): i for i, p in enumerate(paths)}
+    by_name: dict[str, int | None] = {}
+    for i, p in enumerate(paths):
+        name = path_str(p)
+        by_name[name] = None if name in by_name else i  # None marks an ambiguous spelling
+    return by_keys, by_name
+
+
+def _find(
+    path: Path,
+    tie: Tie,
+    by_keys: dict[KeyPath, int],
+    by_name: dict[str, int | None],
+) -> int:
+    if isinstance(path, tuple) and path in by_keys:
+        return by_keys[path]
+    name = path_str(path)
+    if isinstance(path, str) and name in by_name:
+        found = by_name[name]
+        if found is None:
+            raise ValueError(
+                f"tie {tie}: path {name!r} names more than one leaf; pass a jax key path instead"
+            )
+        return found
+    prefix = name + "."
+    if any(n.startswith(prefix) for n in by_name):
+        raise ValueError(f"tie {tie}: path {name!r} is a subtree, not a leaf")
+    known = ", ".join(list(by_name)[:12]) + (", ..." if len(by_name) > 12 else "")
+    raise ValueError(f"tie {tie}: no leaf at path {name!r}; leaves are: {known}")
+
+
+def resolve(ties: Sequence[Tie], tree: Any) -> Plan:
+    """Validates ``ties`` against ``tree`` and returns their leaf-level plan.
+
+    Runs on shapes and dtypes only, so it works on tracers inside ``jax.jit``.
+
+    Raises:
+        ValueError: naming the path: unknown path, a target tied twice, a cycle, a slice out of
+            range, or a shape or dtype mismatch under the map.
+    """
+    with_paths, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    paths = [p for p, _ in with_paths]
+    leaves = [leaf for _, leaf in with_paths]
+    by_keys, by_name = _leaf_index(paths)
+
+    parent: dict[int, tuple[int, Tie]] = {}
+    for tie in ties:
+        src = _find(tie.source, tie, by_keys, by_name)
+        tgt = _find(tie.target, tie, by_keys, by_name)
+        if tgt in parent:
+            other = parent[tgt][1]
+            raise ValueError(
+                f"target {path_str(tie.target)!r} is tied twice (from "
+                f"{path_str(other.source)!r} and {path_str(tie.source)!r}); a tied parameter "
+                "has exactly one source"
+            )
+        parent[tgt] = (src, tie)
+
+    depth: dict[int, int] = {}  # distance from the tie group's root (a leaf that is no target)
+    for tgt in parent:
+        chain = [tgt]
+        node = parent[tgt][0]
+        while node in parent and node not in depth:
+            if node in chain:
+                cycle = [*chain[chain.index(node) :], node]
+                names = " <- ".join(path_str(paths[i]) for i in cycle)
+                raise ValueError(f"ties form a cycle: {names}; every tie group needs a root")
+            chain.append(node)
+            node = parent[node][0]
+        base = depth.get(node, 0)
+        for offset, n in enumerate(reversed(chain)):
+            depth[n] = base + offset + 1
+
+    links = []
+    for tgt, (src, tie) in parent.items():
+        source, target = leaves[src], leaves[tgt]
+        try:
+            expected = tie.map.out_shape(np.shape(source))
+        except ValueError as err:
+            raise ValueError(f"tie {tie}: source {path_str(tie.source)!r}: {err}") from None
+        if tuple(np.shape(target)) != expected:
+            raise ValueError(
+                f"tie {tie}: target {path_str(tie.target)!r} has shape {np.shape(target)} but "
+                f"{tie.map} of source shape {np.shape(source)} has shape {expected}"
+            )
+        if jnp.result_type(source) != jnp.result_type(target):
+            raise ValueError(
+                f"tie {tie}: target {path_str(tie.target)!r} has dtype "
+                f"{jnp.result_type(target)} but source {path_str(tie.source)!r} has "
+                f"{jnp.result_type(source)}"
+            )
+        links.append(Link(src, tgt, tie.map, path_str(tie.target)))
+    links.sort(key=lambda link: depth[link.target])
+    return Plan(treedef, tuple(links), frozenset(parent))
+
+
+def merge_leaves(leaves: Sequence[Any], plan: Plan) -> list[Any]:
+    """Sums every tie group's gradients into its root source, in source coordinates."""
+    out = list(leaves)
+    for link in reversed(plan.links):  # deepest targets first, so chains fold into their root
+        out[link.source] = link.map.accumulate(out[link.source], out[link.target])
+    return out
+
+
+def broadcast_leaves(leaves: Sequence[Any], plan: Plan) -> list[Any]:
+    """Writes every target as ``map(source)``, roots first."""
+    out = list(leaves)
+    for link in plan.links:
+        out[link.target] = link.map.apply(out[link.source])
+    return out
+
+
+def materialize_ties(params: Any, ties: Sequence[Tie]) -> Any:
+    """Returns ``params`` with every tie target recomputed from its source.
+
+    Uses only the map's duck-typed ``apply``, so numpy leaves stay numpy.
+
+    Example:
+        >>> import numpy as np
+        >>> p = materialize_ties({"w": np.ones((2, 3)), "wt": np.zeros((3, 2))},
+        ...                      [Tie("w", "wt", "transpose")])
+        >>> float(p["wt"].sum())
+        6.0
+    """
+    plan = resolve(ties, params)
+    return plan.treedef.unflatten(broadcast_leaves(plan.treedef.flatten_up_to(params), plan))
+
+
+def tie_drift(params: Any, ties: Sequence[Tie]) -> dict[str, jax.Array]:
+    """Measures how far each tie has drifted: ``max |target - map(source)|``.
+
+    Returns:
+        A dict from each target's dotted path to a scalar (0 for a tie that holds exactly). It
+        is a pytree of arrays, so it can be computed inside ``jax.jit``.
+
+    Example:
+        >>> import numpy as np
+        >>> drift = tie_drift({"w": np.ones(3), "v": np.zeros(3)}, [Tie("w", "v")])
+        >>> float(drift["v"])
+        1.0
+    """
+    plan = resolve(ties, params)
+    leaves = [jnp.asarray(leaf) for leaf in plan.treedef.flatten_up_to(params)]
+    return {
+        link.target_path: _max_abs_diff(leaves[link.target], link.map.apply(leaves[link.source]))
+        for link in plan.links
+    }
+
+
+def _max_abs_diff(a: jax.Array, b: jax.Array) -> jax.Array:
+    return jnp.max(jnp.abs(a - b))
+
+
+def detect_ties(params: Any) -> list[Tie]:
+    """Finds identity ties: array leaves that are the same Python object.
+
+    This is how Optimisers.jl finds ties at ``setup``. Object identity only exists on concrete
+    arrays, so call it outside ``jax.jit``. Arrays that merely share memory (numpy views) are not
+    reported.
+
+    Returns:
+        One ``Tie(first_path, later_path)`` per repeated leaf, in flattening order.
+
+    Raises:
+        ValueError: ``params`` holds tracers (called inside a transformation).
+
+    Example:
+        >>> import numpy as np
+        >>> w = np.ones((2, 2))
+        >>> detect_ties({"enc": w, "dec": w, "b": np.zeros(2)})
+        [Tie(source='dec', target='enc', map=parse_map('identity'))]
+    """
+    first: dict[int, str] = {}
+    ties = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        if isinstance(leaf, jax.core.Tracer):
+            raise ValueError(
+                f"detect_ties: leaf {path_str(path)!r} is a tracer; object identity is lost "
+                "inside jax transformations, so call detect_ties on concrete params"
+            )
+        # Python scalars are excluded: small ints are interned, so identity means nothing there.
+        if not isinstance(leaf, np.ndarray | jax.Array):
+            continue
+        name = path_str(path)
+        if id(leaf) in first:
+            ties.append(Tie(first[id(leaf)], name))
+        else:
+            first[id(leaf)] = name
+    return ties
