@@ -1,0 +1,197 @@
+"""What a strategy's gradients do to each storage, judged against the reference.
+
+DESIGN's "two views of correct": the raw gradients a user sees, and the *effective SGD step*
+each storage receives when plain SGD is handed those gradients. Two update rules are
+measured for every strategy:
+
+* ``per-param``: SGD updates every listed param in place and views write through, so each
+  param's gradient lands on its storage (Zygote/Flux implicit ``update!``). Identity-policy
+  partials are exact this way when every alias is listed; storage totals are counted once
+  per listed alias.
+* ``per-storage``: each storage is updated once, with the gradient of its first listed alias
+  (how storage totals must be applied; partials then miss the other aliases).
+
+Each step is compared with the true gradient on the storage; a mismatch is explained as a
+combination of the partials through individual aliases: ``missing contribution (via …)`` or
+``double-counted (via …)``.
+
+Example:
+    >>> import numpy as np
+    >>> classify(np.array([1.0]), np.array([2.0]), {"x": np.array([1.0]), "xt": np.array([1.0])},
+    ...          listed=["x"], rtol=1e-6, atol=1e-9)
+    'missing contribution (via xt)'
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from toolkit.experiment import Case, TiedParam
+from toolkit.reference import Reference, to_storage
+from toolkit.transforms import parse_map
+
+RULES = ("per-param", "per-storage")
+EXACT = "exact"
+NO_STEP = "no step (not in Params)"
+
+
+def _as_array(grad: Any) -> np.ndarray | None:
+    """A raw gradient as an array in its param's view, or None (structural handled apart)."""
+    if grad is None:
+        return None
+    return np.asarray(grad, dtype=np.float64)
+
+
+def storage_contribution(case: Case, path: str, grad: Any) -> np.ndarray | None:
+    """The step a gradient for ``path`` puts on ``path``'s storage (None: nothing).
+
+    A structural gradient ``{"parent": g}`` updates the wrapper's parent, which is the
+    storage itself.
+    """
+    if grad is None:
+        return None
+    source = case.storage_of(path)
+    if isinstance(grad, Mapping):
+        parent = grad.get("parent")
+        if parent is None:
+            return None
+        return np.asarray(parent, dtype=np.float64).reshape(case.params[source].shape)
+    return to_storage(case, path, _as_array(grad))
+
+
+def effective_steps(
+    case: Case, grads: Mapping[str, Any], wrt: Sequence[str], rule: str
+) -> dict[str, np.ndarray | None]:
+    """The (negated, unit learning rate) SGD step on each storage under ``rule``.
+
+    Returns:
+        source path → storage-shaped step, or None when no listed param sees that storage.
+    """
+    if rule not in RULES:
+        raise ValueError(f"unknown rule {rule!r}; valid: {', '.join(RULES)}")
+    steps: dict[str, np.ndarray | None] = {s: None for s in case.sources}
+    done: set[str] = set()
+    for path in dict.fromkeys(wrt):
+        source = case.storage_of(path)
+        if rule == "per-storage" and source in done:
+            continue
+        done.add(source)
+        contrib = storage_contribution(case, path, grads.get(path))
+        zero = np.zeros(case.params[source].shape)
+        steps[source] = (steps[source] if steps[source] is not None else zero) + (
+            contrib if contrib is not None else zero
+        )
+    return steps
+
+
+def _close(a: np.ndarray, b: np.ndarray, rtol: float, atol: float) -> bool:
+    return bool(np.allclose(a, b, rtol=rtol, atol=atol))
+
+
+def classify(
+    step: np.ndarray | None,
+    truth: np.ndarray,
+    partials: Mapping[str, np.ndarray],
+    *,
+    listed: Sequence[str],
+    rtol: float,
+    atol: float,
+    max_aliases: int = 10,
+) -> str:
+    """Names what ``step`` (in the reference's layout) is relative to ``truth``.
+
+    Tries, in order: exact; missing the partials of a set of aliases; double-counting the
+    partials of a set of listed aliases (smallest sets first). Falls back to ``wrong``.
+    """
+    if step is None:
+        return NO_STEP
+    if _close(step, truth, rtol, atol):
+        return EXACT
+    aliases = list(partials)[:max_aliases]
+    residual = step - truth
+    for n in range(1, len(aliases) + 1):
+        for subset in itertools.combinations(aliases, n):
+            part = sum(partials[a] for a in subset)
+            if _close(residual, -part, rtol, atol):
+                return f"missing contribution (via {', '.join(subset)})"
+    for n in range(1, len(aliases) + 1):
+        for subset in itertools.combinations([a for a in aliases if a in listed], n):
+            part = sum(partials[a] for a in subset)
+            if _close(residual, part, rtol, atol):
+                return f"double-counted (via {', '.join(subset)})"
+    err = float(np.max(np.abs(residual))) if residual.size else 0.0
+    return f"wrong (max abs error {err:.3g})"
+
+
+@dataclass
+class StorageVerdict:
+    """One storage under one rule: the verdict and the step's max abs error."""
+
+    source: str
+    rule: str
+    verdict: str
+    max_abs_error: float | None
+
+
+def judge(
+    case: Case,
+    grads: Mapping[str, Any],
+    wrt: Sequence[str],
+    reference: Reference,
+    *,
+    rtol: float,
+    atol: float,
+) -> list[StorageVerdict]:
+    """Verdicts for every storage under both rules.
+
+    ``atol`` is widened by three times the reference's own error estimate, so a verdict
+    never hinges on finite-difference noise.
+    """
+    out = []
+    for rule in RULES:
+        steps = effective_steps(case, grads, wrt, rule)
+        for source, ref in reference.storages.items():
+            step = steps[source]
+            projected = None if step is None else ref.project(step)
+            tol = atol + 3 * float(np.max(ref.error, initial=0.0))
+            verdict = classify(
+                projected, ref.total, ref.partials, listed=wrt, rtol=rtol, atol=tol
+            )
+            err = None if projected is None else float(
+                np.max(np.abs(projected - ref.total), initial=0.0)
+            )
+            out.append(StorageVerdict(source, rule, verdict, err))
+    return out
+
+
+def raw_errors(
+    case: Case, grads: Mapping[str, Any], reference: Reference
+) -> dict[str, float | None]:
+    """Per listed path: max abs error of its gradient against the true total seen through
+    its view (None for a missing or structural gradient)."""
+    out: dict[str, float | None] = {}
+    for path, grad in grads.items():
+        if grad is None or isinstance(grad, Mapping):
+            out[path] = None
+            continue
+        ref = reference.storages[case.storage_of(path)]
+        mine = ref.project(to_storage(case, path, _as_array(grad)))
+        if ref.directions is None:
+            truth_in_view = _view_of_total(case, path, ref.total.reshape(ref.shape))
+            out[path] = float(np.max(np.abs(np.asarray(grad) - truth_in_view), initial=0.0))
+        else:
+            out[path] = float(np.max(np.abs(mine - ref.total), initial=0.0))
+    return out
+
+
+def _view_of_total(case: Case, path: str, total: np.ndarray) -> np.ndarray:
+    """The storage's total gradient seen through ``path``'s view."""
+    spec = case.params[path]
+    if isinstance(spec, TiedParam):
+        return np.asarray(parse_map(spec.map).apply(total))
+    return total

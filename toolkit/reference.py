@@ -1,0 +1,246 @@
+"""The ground truth: float64 finite differences on each distinct storage, in plain NumPy.
+
+The reference never uses an AD system. It evaluates the case's loss with NumPy
+(:func:`toolkit.namespaces.numpy_namespace`) and differentiates by central differences,
+refined by Richardson extrapolation (steps ``h`` and ``h/2``); the gap between the two
+estimates is reported as the error estimate. Buffers up to ``FULL_LIMIT`` elements are
+differenced element by element; larger ones get ``directions`` random unit directions, and
+every comparison against them is made on those projections.
+
+Besides the total derivative on each storage, it measures the *partial* through each alias
+(the derivative when only that alias's copy moves), which the verdicts use to name what a
+strategy missed or double-counted.
+
+Example:
+    >>> from toolkit.experiment import Case, Param, tie
+    >>> case = Case("c2", {"x": Param((1,), values=[1.0]), "xt": tie("x", "adjoint")},
+    ...             lambda np, p, d: np.sum(p.xt * p.x), wrt=("x",))
+    >>> ref = compute_reference(case, case.initial_values(0), {})
+    >>> [round(float(v), 6) for v in ref.storages["x"].total]
+    [2.0]
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from toolkit.experiment import Case, ParamTree, TiedParam
+from toolkit.namespaces import numpy_namespace
+from toolkit.transforms import parse_map
+
+FULL_LIMIT = 4096
+
+
+class _NumpyTied(np.ndarray):
+    """A NumPy view of a tied parameter that knows its ``.parent`` (as the tape's views do)."""
+
+    parent: np.ndarray
+
+
+def _tied(value: np.ndarray, parent: np.ndarray) -> np.ndarray:
+    out = np.asarray(value).view(_NumpyTied)
+    out.parent = parent
+    return out
+
+
+@dataclass
+class StorageReference:
+    """Reference derivatives for one storage.
+
+    Attributes:
+        source: the path that owns the storage.
+        shape: the storage's shape.
+        directions: ``None`` (full differences) or a ``(K, size)`` matrix of unit directions.
+        total: the total derivative, flattened (full) or projected on ``directions``.
+        error: the error estimate, same layout as ``total``.
+        partials: alias path → derivative through that alias alone, same layout.
+    """
+
+    source: str
+    shape: tuple[int, ...]
+    directions: np.ndarray | None
+    total: np.ndarray
+    error: np.ndarray
+    partials: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def project(self, grad_in_storage: np.ndarray) -> np.ndarray:
+        """Puts a storage-shaped gradient in this reference's layout."""
+        flat = np.asarray(grad_in_storage, dtype=np.float64).reshape(-1)
+        return flat if self.directions is None else self.directions @ flat
+
+    @property
+    def mode(self) -> str:
+        """``"full"`` or ``"directional(K)"``."""
+        return "full" if self.directions is None else f"directional({len(self.directions)})"
+
+
+@dataclass
+class Reference:
+    """The loss value and a :class:`StorageReference` per storage."""
+
+    value: float
+    storages: dict[str, StorageReference]
+
+
+def to_storage(case: Case, path: str, grad: np.ndarray) -> np.ndarray:
+    """Sends a gradient w.r.t. ``path``'s view back to its storage's coordinates (scatter-add).
+
+    Works for every map, since a map applied to the storage's element indices tells which
+    storage element each element of the view is.
+
+    Example:
+        >>> from toolkit.experiment import Case, Param, tie
+        >>> c = Case("c", {"v": Param((4,)), "b": tie("v", "[:2]")}, lambda np, p, d: 0, ())
+        >>> to_storage(c, "b", np.array([1.0, 2.0]))
+        array([1., 2., 0., 0.])
+    """
+    source = case.storage_of(path)
+    shape = tuple(case.params[source].shape)
+    spec = case.params[path]
+    if not isinstance(spec, TiedParam):
+        return np.asarray(grad, dtype=np.float64).reshape(shape)
+    index = np.asarray(parse_map(spec.map).apply(np.arange(int(np.prod(shape))).reshape(shape)))
+    out = np.zeros(int(np.prod(shape)))
+    np.add.at(out, index.reshape(-1), np.asarray(grad, dtype=np.float64).reshape(-1))
+    return out.reshape(shape)
+
+
+class NumpyEvaluator:
+    """Evaluates a case's loss in NumPy float64, tied or with every alias as its own copy."""
+
+    def __init__(self, case: Case, data: Mapping[str, Any]) -> None:
+        self.case = case
+        self.data = {
+            k: (np.asarray(v, np.float64) if np.issubdtype(np.asarray(v).dtype, np.floating)
+                else np.asarray(v))
+            for k, v in data.items()
+        }
+        self.ns = numpy_namespace()
+        self.maps = {
+            path: parse_map(spec.map)
+            for path, spec in case.params.items()
+            if isinstance(spec, TiedParam)
+        }
+
+    def tied(self, storages: Mapping[str, np.ndarray]) -> float:
+        """The loss with aliases computed from their storages (what the case means)."""
+        flat: dict[str, Any] = {}
+        for path in self.case.params:
+            src = storages[self.case.storage_of(path)]
+            if path in self.maps:
+                m = self.maps[path]
+                flat[path] = src if str(m) == "identity" else _tied(m.apply(src), src)
+            else:
+                flat[path] = src
+        return float(self.case.loss(self.ns, ParamTree(flat), self.data))
+
+    def untied(self, copies: Mapping[str, np.ndarray]) -> float:
+        """The loss with each alias its own copy (mapped shape); ``.parent`` of a copy is its
+        inverse image, or the source's copy for a map with no inverse (slices)."""
+        flat: dict[str, Any] = {}
+        for path in self.case.params:
+            value = copies[path]
+            if path in self.maps:
+                m = self.maps[path]
+                src = copies[self.case.storage_of(path)]
+                parent = m.inverse(value) if m.invertible else src
+                flat[path] = _tied(value, parent)
+            else:
+                flat[path] = value
+        return float(self.case.loss(self.ns, ParamTree(flat), self.data))
+
+    def copies_of(self, storages: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Every alias as its own array, copied from the storages."""
+        out = {}
+        for path in self.case.params:
+            src = storages[self.case.storage_of(path)]
+            out[path] = np.array(self.maps[path].apply(src) if path in self.maps else src)
+        return out
+
+
+def _derivative(f: Callable[[float], float], h: float) -> tuple[float, float]:
+    """Central difference refined by Richardson extrapolation, with its error estimate."""
+    d1 = (f(h) - f(-h)) / (2 * h)
+    d2 = (f(h / 2) - f(-h / 2)) / h
+    return (4 * d2 - d1) / 3, abs(d2 - d1)
+
+
+def compute_reference(
+    case: Case,
+    storages: Mapping[str, np.ndarray],
+    data: Mapping[str, Any],
+    *,
+    directions: int = 16,
+    seed: int = 0,
+    step: float = 1e-4,
+    full_limit: int = FULL_LIMIT,
+) -> Reference:
+    """Finite-difference derivatives of ``case``'s loss on each storage and through each alias.
+
+    Args:
+        case: the case.
+        storages: the value of each storage (``case.sources``); used in float64.
+        data: the case's constant inputs.
+        directions: random directions for buffers larger than ``full_limit``.
+        seed: seeds the random directions.
+        step: the central-difference step, relative to ``max(1, |x|)``.
+        full_limit: largest buffer differenced element by element.
+
+    Returns:
+        A :class:`Reference`.
+    """
+    ev = NumpyEvaluator(case, data)
+    base = {k: np.array(v, dtype=np.float64) for k, v in storages.items()}
+    rng = np.random.default_rng([seed, 2])
+    out: dict[str, StorageReference] = {}
+    for source in case.sources:
+        size = base[source].size
+        dirs = None
+        if size > full_limit:
+            dirs = rng.standard_normal((directions, size))
+            dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
+        out[source] = _storage_reference(ev, base, source, dirs, step)
+    return Reference(ev.tied(base), out)
+
+
+def _storage_reference(
+    ev: NumpyEvaluator,
+    base: dict[str, np.ndarray],
+    source: str,
+    dirs: np.ndarray | None,
+    step: float,
+) -> StorageReference:
+    x = base[source]
+    h = step * max(1.0, float(np.max(np.abs(x), initial=0.0)))
+    if dirs is None:
+        basis = np.eye(x.size).reshape((x.size, *x.shape))
+    else:
+        basis = dirs.reshape((len(dirs), *x.shape))
+
+    def moved(t: float, e: np.ndarray) -> float:
+        return ev.tied({**base, source: x + t * e})
+
+    estimates = [_derivative(functools.partial(moved, e=e), h) for e in basis]
+    total = np.array([d for d, _ in estimates])
+    error = np.array([err for _, err in estimates])
+    aliases = ev.case.aliases_of(source)
+    if len(aliases) == 1:
+        return StorageReference(source, x.shape, dirs, total, error, {source: total.copy()})
+    copies = ev.copies_of(base)
+
+    def moved_alias(t: float, alias: str, e: np.ndarray) -> float:
+        return ev.untied({**copies, alias: copies[alias] + t * e})
+
+    partials: dict[str, np.ndarray] = {}
+    for alias in aliases:
+        m = ev.maps.get(alias)
+        moves = [np.asarray(m.apply(e)) if m else e for e in basis]
+        partials[alias] = np.array([
+            _derivative(functools.partial(moved_alias, alias=alias, e=e), h)[0] for e in moves
+        ])
+    return StorageReference(source, x.shape, dirs, total, error, partials)

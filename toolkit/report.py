@@ -1,0 +1,123 @@
+"""Markdown report and terminal dumps of a run's ``summary.json``.
+
+The report reads only the summary (and the names of the plot files), so ``aliasgrad show``
+can re-render any run folder, and the committed reference reports are plain text diffs.
+
+Example:
+    >>> dump_grads({"x": [2.0], "xt": "nothing"}, {"x": [1.0]})
+    ['x => [2.0]', 'xt => nothing', ':(x) => [1.0]']
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+RULE_HELP = {
+    "per-param": "SGD on every listed param, views writing through (implicit `update!`)",
+    "per-storage": "SGD once per storage, with its first listed alias's gradient",
+}
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, Mapping):
+        inner = ", ".join(f"{k} = {_fmt(v)}" for k, v in value.items())
+        return f"({inner},)"
+    return _fmt_list(value)
+
+
+def _fmt_list(value: Any) -> str:
+    if isinstance(value, list):
+        if len(value) > 8 and not isinstance(value[0], list):
+            head = ", ".join(_fmt_list(v) for v in value[:4])
+            return f"[{head}, … ({len(value)} values)]"
+        if value and isinstance(value[0], list) and sum(len(v) for v in value) > 8:
+            return f"[{len(value)}×{len(value[0])} array]"
+        return "[" + ", ".join(_fmt_list(v) for v in value) + "]"
+    return f"{value:.6g}" if isinstance(value, float) else str(value)
+
+
+def dump_grads(grads: Mapping[str, Any], globals_: Mapping[str, Any]) -> list[str]:
+    """Lines like Zygote's ``IdDict`` dump: params first, then ``:(name)`` global entries."""
+    lines = [f"{k} => {_fmt(v)}" for k, v in grads.items()]
+    lines += [f":({k}) => {_fmt(v)}" for k, v in globals_.items()]
+    return lines
+
+
+def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    out += ["| " + " | ".join(r) + " |" for r in rows]
+    return out
+
+
+def _case_section(name: str, case: Mapping[str, Any]) -> list[str]:
+    lines = [f"## {name}", ""]
+    if case.get("description"):
+        lines += [f"`{case['description']}`", ""]
+    lines += [f"Params: `[{', '.join(case['wrt'])}]`. Storages and their aliases: "
+              + "; ".join(f"`{s}` ← {', '.join(a)}" for s, a in case["aliases"].items()), ""]
+    ref = case["reference"]
+    lines += ["Reference: " + "; ".join(
+        f"`{s}` {r['mode']} finite differences (error ≤ {r['max_error_estimate']:.1e})"
+        for s, r in ref.items()
+    ), ""]
+    storages = list(ref)
+    header = ["strategy", "raw gradients (Zygote-style dump)"]
+    header += [f"{rule} step on `{s}`" for rule in ("per-param", "per-storage") for s in storages]
+    rows = []
+    for strategy, row in case["strategies"].items():
+        dump = "<br>".join(f"`{line}`" for line in dump_grads(row["grads"], row["globals"]))
+        cells = [f"**{strategy}**", dump or "—"]
+        cells += [row["verdicts"][rule][s] for rule in RULE_HELP for s in storages]
+        rows.append(cells)
+    lines += [*_table(header, rows), ""]
+    training = case.get("training")
+    if training:
+        for opt, table in training.items():
+            lines += [f"### Training with {opt}", ""]
+            rows = [
+                [f"**{s}**", f"{r['final_loss']:.6g}", f"{r['max_tie_drift']:.3g}",
+                 f"{r['max_distance_to_shared']:.3g}", r["verdict"]]
+                for s, r in table.items()
+            ]
+            header = ["strategy", "final loss", "max tie drift",
+                      "max distance to explicit-shared", "verdict"]
+            lines += [*_table(header, rows), ""]
+    return lines
+
+
+def render_report(
+    summary: Mapping[str, Any], plots: Sequence[str] = (), timing: Mapping[str, float] | None = None
+) -> str:
+    """The run's Markdown report.
+
+    Args:
+        summary: the run's ``summary.json`` content.
+        plots: file names of the run's PNG plots (linked from the report).
+        timing: optional wall times, shown at the end.
+    """
+    lines = [f"# {summary['title']}", ""]
+    lines += [
+        f"Config `{summary['config']}`, experiment `{summary['experiment']}`, "
+        f"dtype {summary['dtype']}, seed {summary['seed']}, "
+        f"rtol {summary['tolerances']['rtol']:g}, atol {summary['tolerances']['atol']:g}.",
+        "",
+        "Verdict columns: the effective SGD step each storage receives from the strategy's "
+        "gradients, against the finite-difference truth.",
+        "",
+    ]
+    lines += [f"- **{rule}**: {text}" for rule, text in RULE_HELP.items()] + [""]
+    checks = summary.get("checks", [])
+    failed = [c for c in checks if not c["passed"]]
+    lines += [f"Checks: {len(checks) - len(failed)}/{len(checks)} passed."]
+    lines += [f"- FAILED `{c['name']}`: {c['detail']}" for c in failed]
+    lines += [""]
+    for name, case in summary["cases"].items():
+        lines += _case_section(name, case)
+    if plots:
+        lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
+    if timing:
+        lines += ["## Timing", ""] + [f"- {k}: {v:.2f} s" for k, v in timing.items()] + [""]
+    return "\n".join(lines)

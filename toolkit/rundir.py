@@ -1,0 +1,97 @@
+"""Run folders that appear whole or not at all.
+
+A run is written into a hidden staging folder next to its final place and renamed in one
+``os.rename`` when complete, so an interrupted run never leaves a half-written run folder
+and never touches earlier runs. A staging folder left behind by a killed process
+(SIGKILL cannot be caught) is hidden (``.tmp-…``), ignored by listings, and removed by the
+next run once its process is gone.
+
+Example:
+    >>> import tempfile, pathlib
+    >>> root = pathlib.Path(tempfile.mkdtemp())
+    >>> run = StagedRun(root, "demo")
+    >>> with run as tmp:
+    ...     _ = (tmp / "summary.json").write_text("{}")
+    >>> run.final.name.startswith("demo-"), (run.final / "summary.json").exists()
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+STAGING_PREFIX = ".tmp-"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def clean_stale_staging(root: Path) -> list[Path]:
+    """Removes staging folders whose writing process no longer exists; returns them."""
+    removed = []
+    if not root.is_dir():
+        return removed
+    for entry in root.iterdir():
+        if not (entry.is_dir() and entry.name.startswith(STAGING_PREFIX)):
+            continue
+        try:
+            pid = int(entry.name[len(STAGING_PREFIX):].split("-", 1)[0])
+        except ValueError:
+            continue
+        if not _pid_alive(pid):
+            shutil.rmtree(entry, ignore_errors=True)
+            removed.append(entry)
+    return removed
+
+
+def _final_path(root: Path, name: str) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    candidate = root / f"{name}-{stamp}"
+    n = 1
+    while candidate.exists():
+        n += 1
+        candidate = root / f"{name}-{stamp}-{n}"
+    return candidate
+
+
+class StagedRun:
+    """Context manager: an empty staging folder, renamed to ``root/name-<time>`` on success.
+
+    On any exception, KeyboardInterrupt included, the staging folder is removed and the
+    exception propagates; an existing folder is never overwritten (a clash takes the next
+    free suffix).
+
+    Attributes:
+        path: the staging folder to write into (valid inside the ``with`` block).
+        final: the run folder, set once the block has exited cleanly.
+    """
+
+    def __init__(self, root: Path, name: str) -> None:
+        self.root = Path(root)
+        self.name = name
+        self.path = self.root / f"{STAGING_PREFIX}{os.getpid()}-{name}-{time.monotonic_ns()}"
+        self.final: Path | None = None
+
+    def __enter__(self) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        clean_stale_staging(self.root)
+        self.path.mkdir()
+        return self.path
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if exc_type is not None:
+            shutil.rmtree(self.path, ignore_errors=True)
+            return
+        final = _final_path(self.root, self.name)
+        os.rename(self.path, final)
+        self.final = final
