@@ -112,7 +112,8 @@ def classify(
         return NO_STEP
     if _close(step, truth, rtol, atol):
         return EXACT
-    aliases = list(partials)[:max_aliases]
+    # Unlisted aliases first: when partials coincide, the unlisted one is what went missing.
+    aliases = sorted(partials, key=lambda a: a in listed)[:max_aliases]
     residual = step - truth
     for n in range(1, len(aliases) + 1):
         for subset in itertools.combinations(aliases, n):
