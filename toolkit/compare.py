@@ -64,6 +64,16 @@ def storage_contribution(case: Case, path: str, grad: Any) -> np.ndarray | None:
     return to_storage(case, path, _as_array(grad))
 
 
+def applied_params(case: Case, wrt: Sequence[str], rule: str) -> list[str]:
+    """The listed params whose gradients ``rule`` applies (per-storage: the first of each)."""
+    if rule == "per-param":
+        return list(dict.fromkeys(wrt))
+    first: dict[str, str] = {}
+    for path in wrt:
+        first.setdefault(case.storage_of(path), path)
+    return list(first.values())
+
+
 def effective_steps(
     case: Case, grads: Mapping[str, Any], wrt: Sequence[str], rule: str
 ) -> dict[str, np.ndarray | None]:
@@ -75,12 +85,8 @@ def effective_steps(
     if rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}; valid: {', '.join(RULES)}")
     steps: dict[str, np.ndarray | None] = {s: None for s in case.sources}
-    done: set[str] = set()
-    for path in dict.fromkeys(wrt):
+    for path in applied_params(case, wrt, rule):
         source = case.storage_of(path)
-        if rule == "per-storage" and source in done:
-            continue
-        done.add(source)
         contrib = storage_contribution(case, path, grads.get(path))
         zero = np.zeros(case.params[source].shape)
         steps[source] = (steps[source] if steps[source] is not None else zero) + (
@@ -105,26 +111,41 @@ def classify(
 ) -> str:
     """Names what ``step`` (in the reference's layout) is relative to ``truth``.
 
-    Tries, in order: exact; missing the partials of a set of aliases; double-counting the
-    partials of a set of listed aliases (smallest sets first). Falls back to ``wrong``.
+    Tries, in order: exact; the whole gradient applied again through extra listed aliases;
+    missing the partials of a set of aliases; double-counting the partials of a set of
+    listed aliases. Smaller sets come first and, among equals, sets of unlisted aliases (when
+    partials coincide, the unlisted alias is the one that went missing). Else ``wrong``.
+
+    Args:
+        step: the storage's effective step, or None when no listed param sees it.
+        truth: the true gradient.
+        partials: alias → derivative through that alias alone (declaration order).
+        listed: the aliases whose gradients were applied.
+        rtol: relative tolerance.
+        atol: absolute tolerance.
+        max_aliases: the search covers this many aliases at most.
     """
     if step is None:
         return NO_STEP
     if _close(step, truth, rtol, atol):
         return EXACT
-    # Unlisted aliases first: when partials coincide, the unlisted one is what went missing.
-    aliases = sorted(partials, key=lambda a: a in listed)[:max_aliases]
     residual = step - truth
-    for n in range(1, len(aliases) + 1):
-        for subset in itertools.combinations(aliases, n):
-            part = sum(partials[a] for a in subset)
-            if _close(residual, -part, rtol, atol):
-                return f"missing contribution (via {', '.join(subset)})"
-    for n in range(1, len(aliases) + 1):
-        for subset in itertools.combinations([a for a in aliases if a in listed], n):
-            part = sum(partials[a] for a in subset)
-            if _close(residual, part, rtol, atol):
-                return f"double-counted (via {', '.join(subset)})"
+    applied = [a for a in partials if a in listed]
+    if len(applied) > 1 and _close(residual, (len(applied) - 1) * truth, rtol, atol):
+        return f"double-counted (via {', '.join(applied[1:])})"
+    aliases = list(partials)[:max_aliases]
+    subsets = sorted(
+        (c for n in range(1, len(aliases) + 1) for c in itertools.combinations(aliases, n)),
+        key=lambda c: (len(c), sum(a in listed for a in c)),
+    )
+    for subset in subsets:
+        if _close(residual, -sum(partials[a] for a in subset), rtol, atol):
+            return f"missing contribution (via {', '.join(subset)})"
+    for subset in subsets:
+        if all(a in listed for a in subset) and _close(
+            residual, sum(partials[a] for a in subset), rtol, atol
+        ):
+            return f"double-counted (via {', '.join(subset)})"
     err = float(np.max(np.abs(residual))) if residual.size else 0.0
     return f"wrong (max abs error {err:.3g})"
 
@@ -156,12 +177,13 @@ def judge(
     out = []
     for rule in RULES:
         steps = effective_steps(case, grads, wrt, rule)
+        listed = applied_params(case, wrt, rule)
         for source, ref in reference.storages.items():
             step = steps[source]
             projected = None if step is None else ref.project(step)
             tol = atol + 3 * float(np.max(ref.error, initial=0.0))
             verdict = classify(
-                projected, ref.total, ref.partials, listed=wrt, rtol=rtol, atol=tol
+                projected, ref.total, ref.partials, listed=listed, rtol=rtol, atol=tol
             )
             err = None if projected is None else float(
                 np.max(np.abs(projected - ref.total), initial=0.0)

@@ -2,8 +2,8 @@
 
 The reference never uses an AD system. It evaluates the case's loss with NumPy
 (:func:`toolkit.namespaces.numpy_namespace`) and differentiates by central differences,
-refined by Richardson extrapolation (steps ``h`` and ``h/2``); the gap between the two
-estimates is reported as the error estimate. Buffers up to ``FULL_LIMIT`` elements are
+refined by Richardson extrapolation; the gap between two successive extrapolations is
+reported as the error estimate. Buffers up to ``FULL_LIMIT`` elements are
 differenced element by element; larger ones get ``directions`` random unit directions, and
 every comparison against them is made on those projections.
 
@@ -164,10 +164,18 @@ class NumpyEvaluator:
 
 
 def _derivative(f: Callable[[float], float], h: float) -> tuple[float, float]:
-    """Central difference refined by Richardson extrapolation, with its error estimate."""
-    d1 = (f(h) - f(-h)) / (2 * h)
-    d2 = (f(h / 2) - f(-h / 2)) / h
-    return (4 * d2 - d1) / 3, abs(d2 - d1)
+    """Central differences at ``h`` and ``h/2`` refined by Richardson extrapolation.
+
+    The error estimate is the gap to the same extrapolation one halving further (``h/2``,
+    ``h/4``): it measures the extrapolated value's own error, truncation and rounding.
+    """
+
+    def central(step: float) -> float:
+        return (f(step) - f(-step)) / (2 * step)
+
+    d1, d2, d3 = central(h), central(h / 2), central(h / 4)
+    r1, r2 = (4 * d2 - d1) / 3, (4 * d3 - d2) / 3
+    return r2, abs(r2 - r1)
 
 
 def compute_reference(

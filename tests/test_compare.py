@@ -1,0 +1,57 @@
+"""Effective SGD steps and their verdicts, on hand-derived seed gradients."""
+
+import numpy as np
+
+from toolkit.compare import EXACT, NO_STEP, classify, effective_steps, judge
+from toolkit.experiment import Case, Param, tie
+from toolkit.reference import compute_reference
+
+
+def seed_case(wrt, loss=lambda np, p, d: np.sum(p.xt * p.x)) -> Case:
+    return Case("c", {"x": Param((1,), values=[1.0]), "xt": tie("x", "adjoint")}, loss, wrt=wrt)
+
+
+def verdicts(case, grads):
+    ref = compute_reference(case, case.initial_values(0), {})
+    return {(v.rule, v.source): v.verdict for v in judge(case, grads, case.wrt, ref, rtol=1e-6, atol=1e-9)}
+
+
+def test_identity_partials_with_one_alias_miss_the_other():
+    # Zygote's case 2: x gets only its own partial.
+    v = verdicts(seed_case(("x",)), {"x": np.array([1.0])})
+    assert v[("per-param", "x")] == "missing contribution (via xt)"
+
+
+def test_identity_partials_with_every_alias_are_exact_per_param_only():
+    # Zygote's case 3: partials [1] and [[1]] sum to the true step through views.
+    v = verdicts(seed_case(("x", "xt")), {"x": np.array([1.0]), "xt": np.array([[1.0]])})
+    assert v[("per-param", "x")] == EXACT
+    assert v[("per-storage", "x")] == "missing contribution (via xt)"
+
+
+def test_storage_totals_double_count_when_applied_per_param():
+    v = verdicts(seed_case(("x", "xt")), {"x": np.array([2.0]), "xt": np.array([[2.0]])})
+    assert v[("per-storage", "x")] == EXACT
+    assert v[("per-param", "x")] == "double-counted (via xt)"
+
+
+def test_structural_gradient_updates_the_parent():
+    # Zygote's case 6: xt => (parent = [1],) moves x by 1 while the truth is 2.
+    case = seed_case(("xt",), loss=lambda np, p, d: np.sum(p.xt.parent * p.x))
+    steps = effective_steps(case, {"xt": {"parent": np.array([1.0])}}, case.wrt, "per-param")
+    np.testing.assert_array_equal(steps["x"], [1.0])
+    assert verdicts(case, {"xt": {"parent": np.array([1.0])}})[("per-param", "x")] == (
+        "missing contribution (via x)"
+    )
+
+
+def test_nothing_gives_zero_step_and_unlisted_storage_no_step():
+    case = seed_case(("x",))
+    assert verdicts(case, {"x": None})[("per-param", "x")] == "missing contribution (via x, xt)"
+    assert classify(None, np.ones(1), {}, listed=[], rtol=0, atol=0) == NO_STEP
+
+
+def test_unexplained_error_is_reported_as_wrong():
+    out = classify(np.array([5.0]), np.array([2.0]), {"x": np.array([1.0])}, listed=["x"],
+                   rtol=1e-6, atol=1e-9)
+    assert out.startswith("wrong (max abs error 3")
