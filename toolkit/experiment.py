@@ -144,6 +144,12 @@ class Case:
                     )
             elif not isinstance(spec, Param):
                 raise TypeError(f"case {self.name!r}: {path!r} must be Param or TiedParam")
+        for path, spec in self.params.items():
+            if isinstance(spec, TiedParam):
+                try:
+                    self.shape_of(path)
+                except ValueError as e:
+                    raise ValueError(f"case {self.name!r}: tie {path!r}: {e}") from None
         for path in self.wrt:
             if path not in self.params:
                 raise ValueError(
@@ -160,6 +166,28 @@ class Case:
         """The source path whose storage ``path`` sees."""
         spec = self.params[path]
         return spec.source if isinstance(spec, TiedParam) else path
+
+    def map_of(self, path: str) -> Any:
+        """The tie map from ``path``'s storage to ``path`` (``identity`` for a source).
+
+        Returns a :class:`toolkit.transforms.TieMap`.
+        """
+        from toolkit.transforms import parse_map
+
+        spec = self.params[path]
+        return parse_map(spec.map if isinstance(spec, TiedParam) else "identity")
+
+    def shape_of(self, path: str) -> tuple[int, ...]:
+        """The shape ``path`` has: the declared shape, or its tie map's image of the source's.
+
+        Example:
+            >>> Case("c", {"w": Param((2, 5)), "wt": tie("w", "transpose")},
+            ...      loss=lambda np, p, d: 0.0, wrt=("w",)).shape_of("wt")
+            (5, 2)
+        """
+        source = self.params[self.storage_of(path)]
+        assert isinstance(source, Param)
+        return self.map_of(path).out_shape(tuple(source.shape))
 
     def aliases_of(self, source: str) -> list[str]:
         """Every path that sees ``source``'s storage, the source first."""

@@ -1,0 +1,433 @@
+"""TOML run configs: which experiment, which params, which strategies, what to expect.
+
+A config names an experiment (a module name or a ``.py`` path relative to the config file),
+its hyperparameters, per-case ``wrt`` overrides, the strategies, dtype, seed, tolerances,
+optional training and optional recorded expectations. :func:`load_config` validates all of
+it up front: every problem is a :class:`~toolkit.errors.ConfigError` naming the file, the key
+path and the valid choices.
+
+Example:
+    >>> cfg = load_config_text('''
+    ... title = "two seed cases"
+    ... experiment = "experiments.aliasing"
+    ... cases = ["case2", "case3"]
+    ... [expect.case2.implicit-identity]
+    ... grads = { x = [1.0] }
+    ... ''', name="<doc>")
+    >>> cfg.cases, cfg.wrt["case3"], cfg.expect["case2"]["implicit-identity"]["grads"]
+    (('case2', 'case3'), ('x', 'xt'), {'x': array([1.])})
+"""
+
+from __future__ import annotations
+
+import inspect
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from toolkit.errors import ConfigError
+from toolkit.experiment import Case, Experiment, TiedParam, load_experiment
+from toolkit.strategies import STRATEGIES, TRAIN_STRATEGIES
+
+DTYPES = ("float64", "float32")
+NOTHING = "nothing"
+
+# optax's optimizer factories a config may name (the ones present in the installed optax).
+OPTIMIZERS = (
+    "adabelief", "adadelta", "adafactor", "adagrad", "adam", "adamax", "adamaxw", "adamw",
+    "adan", "amsgrad", "fromage", "lamb", "lars", "lion", "nadam", "nadamw", "noisy_sgd",
+    "novograd", "optimistic_gradient_descent", "polyak_sgd", "radam", "rmsprop", "rprop",
+    "sgd", "sign_sgd", "sm3", "yogi",
+)
+
+_TOP_KEYS = (
+    "title", "experiment", "cases", "strategies", "dtype", "seed", "hyperparameters", "wrt",
+    "tolerances", "reference", "train", "expect",
+)
+_TOLERANCE_KEYS = ("rtol", "atol")
+_REFERENCE_KEYS = ("directions",)
+_TRAIN_KEYS = ("steps", "strategies", "optimizers", "cases")
+_EXPECT_KEYS = ("grads", "globals")
+
+
+@dataclass(frozen=True)
+class OptimizerSpec:
+    """An optax optimizer by name: ``getattr(optax, name)(**kwargs)``.
+
+    Example:
+        >>> OptimizerSpec("sgd", {"learning_rate": 0.1}, "sgd(learning_rate=0.1)").build()
+        GradientTransformationExtraArgs(...)  # doctest: +ELLIPSIS
+    """
+
+    name: str
+    kwargs: Mapping[str, Any]
+    label: str
+
+    def build(self) -> Any:
+        """Returns the ``optax.GradientTransformation``."""
+        import optax
+
+        return getattr(optax, self.name)(**self.kwargs)
+
+
+@dataclass(frozen=True)
+class TrainSpec:
+    """The ``[train]`` table: every optimizer × every strategy × every case, ``steps`` each."""
+
+    optimizers: tuple[OptimizerSpec, ...]
+    steps: int
+    strategies: tuple[str, ...]
+    cases: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Config:
+    """A validated run config.
+
+    Attributes:
+        path: the config file (``None`` for text loaded without a file).
+        text: the TOML source, for the run folder's copy.
+        title: a line for reports.
+        experiment: the loaded :class:`~toolkit.experiment.Experiment`.
+        hyperparameters: the experiment's hyperparameters, defaults filled in.
+        cases: the selected case names, in the experiment's order.
+        wrt: case name → the paths to differentiate (the override or the case default).
+        strategies: the gradient strategies to run.
+        dtype: ``"float64"`` or ``"float32"``.
+        seed: seeds initial values and data.
+        rtol, atol: tolerances for comparisons against the reference.
+        directions: random directional checks for buffers over 4096 elements.
+        train: the training comparison, or ``None``.
+        expect: case → strategy → ``{"grads": {path: g}, "globals": {name: g}}`` with ``g``
+            an array, ``None`` (TOML ``"nothing"``) or ``{"parent": array}``.
+    """
+
+    path: Path | None
+    text: str
+    title: str
+    experiment: Experiment
+    hyperparameters: dict[str, Any]
+    cases: tuple[str, ...]
+    wrt: dict[str, tuple[str, ...]]
+    strategies: tuple[str, ...]
+    dtype: str
+    seed: int
+    rtol: float
+    atol: float
+    directions: int
+    train: TrainSpec | None
+    expect: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+
+    def build_cases(self) -> list[Case]:
+        """The selected cases, built with the hyperparameters and the ``wrt`` overrides."""
+        built = {c.name: c for c in self.experiment.build(self.hyperparameters)}
+        return [_with_wrt(built[name], self.wrt[name]) for name in self.cases]
+
+
+def _with_wrt(case: Case, wrt: tuple[str, ...]) -> Case:
+    if wrt == case.wrt:
+        return case
+    return Case(case.name, case.params, case.loss, wrt, case.data, case.description)
+
+
+def load_config(path: str | Path) -> Config:
+    """Reads and validates a TOML config file.
+
+    Raises:
+        ConfigError: the file is missing, is not TOML, or fails validation; the message
+            names the file and the key path.
+
+    Example:
+        >>> load_config("configs/seed.toml").title
+        'Zygote #991: aliased variables'
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as e:
+        raise ConfigError(f"{path}: cannot read config ({e.strerror})") from None
+    return load_config_text(text, name=str(path), base_dir=path.parent, path=path)
+
+
+def load_config_text(
+    text: str, name: str = "<config>", base_dir: str | Path | None = None, *,
+    path: Path | None = None,
+) -> Config:
+    """Validates TOML config text (e.g. a config embedded in the runner).
+
+    Args:
+        text: the TOML source.
+        name: how error messages name the source.
+        base_dir: folder a relative experiment path is resolved against (default: cwd).
+        path: the file the text came from, if any.
+    """
+    try:
+        raw = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"{name}: not valid TOML: {e}") from None
+    return _Validator(name, Path(base_dir) if base_dir is not None else Path.cwd()).config(
+        raw, text, path
+    )
+
+
+def _choices(valid: Any) -> str:
+    return ", ".join(str(v) for v in valid)
+
+
+class _Validator:
+    def __init__(self, name: str, base_dir: Path) -> None:
+        self.name = name
+        self.base_dir = base_dir
+
+    def error(self, key: str, message: str) -> ConfigError:
+        return ConfigError(f"{self.name}: {key}: {message}")
+
+    def keys(self, table: Mapping[str, Any], valid: tuple[str, ...], where: str) -> None:
+        for key in table:
+            if key not in valid:
+                at = f"{where}.{key}" if where else key
+                raise self.error(at, f"unknown key; valid: {_choices(valid)}")
+
+    def typed(self, value: Any, kind: type | tuple[type, ...], key: str, what: str) -> Any:
+        bad_bool = isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple)
+                                                           else (kind,))
+        if bad_bool or not isinstance(value, kind):
+            raise self.error(key, f"expected {what}, got {type(value).__name__} {value!r}")
+        return value
+
+    def table(self, raw: Mapping[str, Any], key: str) -> dict[str, Any]:
+        value = raw.get(key.rsplit(".", 1)[-1], {})
+        return self.typed(value, dict, key, "a table")
+
+    def names(self, value: Any, key: str, valid: tuple[str, ...], what: str) -> tuple[str, ...]:
+        self.typed(value, list, key, f"a list of {what} names")
+        for i, item in enumerate(value):
+            self.typed(item, str, f"{key}[{i}]", f"a {what} name")
+            if item not in valid:
+                raise self.error(f"{key}[{i}]", f"unknown {what} {item!r}; valid: "
+                                 f"{_choices(valid)}")
+        if not value:
+            raise self.error(key, f"empty list; valid: {_choices(valid)}")
+        if len(set(value)) != len(value):
+            raise self.error(key, f"duplicate {what} names in {value}")
+        return tuple(value)
+
+    def number(self, raw: Mapping[str, Any], key: str, where: str, default: float) -> float:
+        value = raw.get(key, default)
+        at = f"{where}.{key}"
+        self.typed(value, (int, float), at, "a number")
+        if value < 0:
+            raise self.error(at, f"must be >= 0, got {value}")
+        return float(value)
+
+    def positive_int(self, raw: Mapping[str, Any], key: str, where: str, default: int) -> int:
+        value = raw.get(key, default)
+        at = f"{where}.{key}" if where else key
+        self.typed(value, int, at, "an integer")
+        if value < 1:
+            raise self.error(at, f"must be >= 1, got {value}")
+        return value
+
+    def config(self, raw: dict[str, Any], text: str, path: Path | None) -> Config:
+        self.keys(raw, _TOP_KEYS, "")
+        if "experiment" not in raw:
+            raise self.error("experiment", "missing; give a module name such as "
+                             "'experiments.aliasing' or a .py path relative to the config")
+        ref = self.typed(raw["experiment"], str, "experiment", "a module name or a .py path")
+        experiment = load_experiment(ref, self.base_dir, where=f"{self.name}: experiment")
+        title = self.typed(raw.get("title", experiment.name), str, "title", "a string")
+
+        hyper = self.hyperparameters(self.table(raw, "hyperparameters"), experiment)
+        try:
+            built = experiment.build(hyper)
+        except (ValueError, TypeError) as e:
+            raise self.error("hyperparameters", f"experiment {experiment.name!r} rejected "
+                             f"them: {e}") from None
+        by_name = {c.name: c for c in built}
+        all_cases = tuple(by_name)
+        cases = (self.names(raw["cases"], "cases", all_cases, "case") if "cases" in raw
+                 else all_cases)
+        cases = tuple(c for c in all_cases if c in cases)
+
+        wrt_raw = self.table(raw, "wrt")
+        wrt = {name: by_name[name].wrt for name in cases}
+        for name, paths in wrt_raw.items():
+            if name not in cases:
+                raise self.error(f"wrt.{name}", f"unknown case; valid: {_choices(cases)}")
+            wrt[name] = self.names(paths, f"wrt.{name}", tuple(by_name[name].params),
+                                   "parameter path")
+
+        strategies = (self.names(raw["strategies"], "strategies", STRATEGIES, "strategy")
+                      if "strategies" in raw else STRATEGIES)
+        dtype = self.typed(raw.get("dtype", "float64"), str, "dtype", "a string")
+        if dtype not in DTYPES:
+            raise self.error("dtype", f"unknown dtype {dtype!r}; valid: {_choices(DTYPES)}")
+        seed = self.typed(raw.get("seed", 0), int, "seed", "an integer")
+
+        tol = self.table(raw, "tolerances")
+        self.keys(tol, _TOLERANCE_KEYS, "tolerances")
+        ref_table = self.table(raw, "reference")
+        self.keys(ref_table, _REFERENCE_KEYS, "reference")
+
+        return Config(
+            path=path,
+            text=text,
+            title=title,
+            experiment=experiment,
+            hyperparameters=hyper,
+            cases=cases,
+            wrt=wrt,
+            strategies=strategies,
+            dtype=dtype,
+            seed=seed,
+            rtol=self.number(tol, "rtol", "tolerances", 1e-6),
+            atol=self.number(tol, "atol", "tolerances", 1e-9),
+            directions=self.positive_int(ref_table, "directions", "reference", 16),
+            train=self.train(raw, cases),
+            expect=self.expect(self.table(raw, "expect"), by_name, cases),
+        )
+
+    def hyperparameters(self, table: dict[str, Any], experiment: Experiment) -> dict[str, Any]:
+        defaults = experiment.defaults
+        for key, value in table.items():
+            at = f"hyperparameters.{key}"
+            if key not in defaults:
+                valid = _choices(defaults) or "(none: the experiment takes no hyperparameters)"
+                raise self.error(at, f"unknown hyperparameter of {experiment.name!r}; "
+                                 f"valid: {valid}")
+            default = defaults[key]
+            if default is None:
+                continue
+            kind: type | tuple[type, ...] = type(default)
+            if kind is float:
+                kind = (int, float)
+            self.typed(value, kind, at, f"{type(default).__name__} like the default "
+                       f"{default!r}")
+        return {**defaults, **table}
+
+    def train(self, raw: dict[str, Any], cases: tuple[str, ...]) -> TrainSpec | None:
+        if "train" not in raw:
+            return None
+        table = self.table(raw, "train")
+        self.keys(table, _TRAIN_KEYS, "train")
+        if "optimizers" not in table:
+            raise self.error("train.optimizers", "missing; e.g. optimizers = "
+                             "[{ name = \"adam\", learning_rate = 0.01 }]")
+        opts = self.typed(table["optimizers"], list, "train.optimizers",
+                          "a list of tables like { name = \"adam\", learning_rate = 0.01 }")
+        if not opts:
+            raise self.error("train.optimizers", "empty list")
+        optimizers = tuple(self.optimizer(o, f"train.optimizers[{i}]")
+                           for i, o in enumerate(opts))
+        labels = [o.label for o in optimizers]
+        if len(set(labels)) != len(labels):
+            raise self.error("train.optimizers", f"duplicate labels {labels}; add label = "
+                             "\"...\" to tell them apart")
+        strategies = (self.names(table["strategies"], "train.strategies", TRAIN_STRATEGIES,
+                                 "strategy")
+                      if "strategies" in table else TRAIN_STRATEGIES)
+        train_cases = (self.names(table["cases"], "train.cases", cases, "case")
+                       if "cases" in table else cases)
+        return TrainSpec(
+            optimizers=optimizers,
+            steps=self.positive_int(table, "steps", "train", 200),
+            strategies=strategies,
+            cases=train_cases,
+        )
+
+    def optimizer(self, raw: Any, at: str) -> OptimizerSpec:
+        import optax
+
+        self.typed(raw, dict, at, "a table like { name = \"adam\", learning_rate = 0.01 }")
+        kwargs = dict(raw)
+        valid = tuple(n for n in OPTIMIZERS if hasattr(optax, n))
+        if "name" not in kwargs:
+            raise self.error(f"{at}.name", f"missing; valid: {_choices(valid)}")
+        name = self.typed(kwargs.pop("name"), str, f"{at}.name", "an optax optimizer name")
+        if name not in valid:
+            raise self.error(f"{at}.name", f"unknown optax optimizer {name!r}; valid: "
+                             f"{_choices(valid)}")
+        label = kwargs.pop("label", None)
+        factory = getattr(optax, name)
+        params = inspect.signature(factory).parameters
+        for key in kwargs:
+            if key not in params:
+                raise self.error(f"{at}.{key}", f"optax.{name} takes no argument {key!r}; "
+                                 f"valid: {_choices(params)}")
+        spec_label = label or f"{name}(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
+        spec = OptimizerSpec(name, kwargs, self.typed(spec_label, str, f"{at}.label", "a string"))
+        try:
+            spec.build()
+        except (TypeError, ValueError) as e:
+            raise self.error(at, f"optax.{name}({kwargs}) failed: {e}") from None
+        return spec
+
+    def expect(self, table: dict[str, Any], by_name: dict[str, Case],
+               cases: tuple[str, ...]) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
+        out: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
+        for case_name, per_strategy in table.items():
+            at = f"expect.{case_name}"
+            if case_name not in cases:
+                raise self.error(at, f"unknown or unselected case; valid: {_choices(cases)}")
+            self.typed(per_strategy, dict, at, "a table of strategies")
+            case = by_name[case_name]
+            for strategy, entry in per_strategy.items():
+                at_s = f"{at}.{strategy}"
+                if strategy not in STRATEGIES:
+                    raise self.error(at_s, f"unknown strategy; valid: {_choices(STRATEGIES)}")
+                self.typed(entry, dict, at_s, "a table with grads and/or globals")
+                self.keys(entry, _EXPECT_KEYS, at_s)
+                out.setdefault(case_name, {})[strategy] = {
+                    kind: self.gradients(self.table(entry, f"{at_s}.{kind}"), case,
+                                         f"{at_s}.{kind}")
+                    for kind in _EXPECT_KEYS if kind in entry
+                }
+        return out
+
+    def gradients(self, table: dict[str, Any], case: Case, at: str) -> dict[str, Any]:
+        # TOML reads `enc.weight = ...` as nested tables: flatten back to dotted paths.
+        out: dict[str, Any] = {}
+
+        def walk(prefix: str, value: Any) -> None:
+            if prefix in case.params:
+                out[prefix] = self.gradient(value, case, prefix, f"{at}.{prefix}")
+            elif isinstance(value, dict) and any(
+                p.startswith(prefix + ".") for p in case.params
+            ):
+                for key, sub in value.items():
+                    walk(f"{prefix}.{key}", sub)
+            else:
+                raise self.error(f"{at}.{prefix}", f"not a parameter path of case "
+                                 f"{case.name!r}; valid: {_choices(case.params)}")
+
+        for key, value in table.items():
+            walk(key, value)
+        return out
+
+    def gradient(self, value: Any, case: Case, path: str, at: str) -> Any:
+        if value == NOTHING:
+            return None
+        spec = case.params[path]
+        if isinstance(value, dict):
+            self.keys(value, ("parent",), at)
+            if not isinstance(spec, TiedParam) or "parent" not in value:
+                raise self.error(at, "a structural gradient { parent = [...] } needs a tied "
+                                 "parameter and its parent's gradient")
+            return {"parent": self.array(value["parent"], case, spec.source, f"{at}.parent")}
+        return self.array(value, case, path, at)
+
+    def array(self, value: Any, case: Case, path: str, at: str) -> np.ndarray:
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise self.error(at, f"expected a number, a (nested) list of numbers, "
+                             f"\"{NOTHING}\" or {{ parent = [...] }}, got {value!r}") from None
+        shape = case.shape_of(path)
+        if arr.size != int(np.prod(shape)):
+            raise self.error(at, f"{arr.size} values for parameter {path!r} of shape "
+                             f"{shape}")
+        return arr.reshape(shape)
