@@ -218,7 +218,7 @@ def _progress_bar(label: str, total: int) -> Callable[[int], None]:
 
 
 def _train_case(
-    config: Config, case: Case
+    config: Config, case: Case, say: Callable[[str], None]
 ) -> tuple[dict[str, Any], dict[str, dict[str, TrainingHistory]]]:
     train = config.train
     assert train is not None
@@ -231,6 +231,8 @@ def _train_case(
     summary: dict[str, Any] = {}
     histories: dict[str, dict[str, TrainingHistory]] = {}
     for opt in train.optimizers:
+        say(f"{case.name}: training {len(strategies)} strategies with {opt.label}, "
+            f"{train.steps} steps")
         trainers = {s: make_trainer(s, case, values, data, wrt, opt.build()) for s in strategies}
         hist = {s: TrainingHistory() for s in strategies}
         bar = _progress_bar(f"train {case.name} {opt.label}", train.steps)
@@ -310,7 +312,7 @@ def run_config(
         timing[f"{case.name}/gradients"] = time.perf_counter() - t
         if config.train is not None:
             t = time.perf_counter()
-            case_summary["training"], histories[case.name] = _train_case(config, case)
+            case_summary["training"], histories[case.name] = _train_case(config, case, say)
             timing[f"{case.name}/training"] = time.perf_counter() - t
         summary["cases"][case.name] = case_summary
         arrays.update(case_arrays)

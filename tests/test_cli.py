@@ -1,0 +1,118 @@
+"""The ``aliasgrad`` command: exit codes, run folders, determinism, interruption."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from toolkit.cli import main
+
+ROOT = Path(__file__).resolve().parent.parent
+SEED = ROOT / "configs" / "seed.toml"
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+def visible(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir() if not p.name.startswith("."))
+
+
+def small_config(tmp_path: Path, extra: str = "") -> Path:
+    return write(
+        tmp_path / "small.toml",
+        'title = "small"\nexperiment = "experiments.aliasing"\n'
+        'cases = ["case2", "case5"]\n' + extra,
+    )
+
+
+def test_bad_config_exits_2_naming_file_and_key(tmp_path, capsys):
+    bad = write(tmp_path / "bad.toml", 'experiment = "experiments.aliasing"\nsteps = 3\n')
+    out = tmp_path / "out"
+    assert main(["run", str(bad), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "bad.toml" in err and "steps" in err and "Traceback" not in err
+    assert not out.exists() or visible(out) == []
+
+
+def test_missing_config_and_bad_strategy_exit_2(tmp_path, capsys):
+    assert main(["run", str(tmp_path / "nope.toml"), "--out", str(tmp_path)]) == 2
+    assert "nope.toml" in capsys.readouterr().err
+    assert main(["run", str(SEED), "--strategies", "explicit,bogus", "--out", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "'bogus'" in err and "implicit-identity" in err
+
+
+def test_one_bad_config_among_good_ones_runs_nothing(tmp_path):
+    good = small_config(tmp_path)
+    bad = write(tmp_path / "bad.toml", 'experiment = "experiments.aliasing"\ndtype = "int8"\n')
+    out = tmp_path / "out"
+    assert main(["run", str(good), str(bad), "--out", str(out)]) == 2
+    assert not out.exists() or visible(out) == []
+
+
+def test_run_writes_a_complete_folder_and_show_prints_it(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["run", str(small_config(tmp_path)), "--out", str(out), "--json"]) == 0
+    (run,) = visible(out)
+    files = set(os.listdir(out / run))
+    assert {"config.toml", "summary.json", "grads.npz", "report.md"} <= files
+    printed = json.loads(capsys.readouterr().out)
+    assert printed[0]["run"] == str(out / run)
+    assert main(["show", str(out / run)]) == 0
+    assert "case5" in capsys.readouterr().out
+
+
+def test_same_config_gives_identical_summaries(tmp_path):
+    out = tmp_path / "out"
+    config = small_config(tmp_path)
+    assert main(["run", str(config), "--out", str(out)]) == 0
+    assert main(["run", str(config), "--out", str(out)]) == 0
+    first, second = visible(out)
+    assert first != second
+    assert (out / first / "summary.json").read_text() == (out / second / "summary.json").read_text()
+
+
+def test_failed_expectation_exits_1(tmp_path, capsys):
+    # Zygote's case 2 gives x => [1]; recording [2] must fail the run.
+    config = small_config(tmp_path, '[expect.case2.implicit-identity]\ngrads = { x = [2.0] }\n')
+    assert main(["run", str(config), "--out", str(tmp_path / "out")]) == 1
+    assert "case2/implicit-identity/grads/x" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
+def test_interrupted_run_leaves_no_partial_folder(tmp_path, sig):
+    out = tmp_path / "out"
+    assert main(["run", str(small_config(tmp_path)), "--out", str(out)]) == 0
+    (earlier,) = visible(out)
+    before = (out / earlier / "summary.json").read_text()
+    long = write(
+        tmp_path / "long.toml",
+        'title = "long"\nexperiment = "experiments.tied_autoencoder"\n'
+        "[train]\nsteps = 1000000\noptimizers = [{ name = \"adam\", learning_rate = 0.01 }]\n",
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "run", str(long), "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        staging = [p for p in out.iterdir() if p.name.startswith(".tmp-")]
+        line = proc.stderr.readline()
+        if "train" in line or (staging and "reference" in line):
+            break
+    time.sleep(1.0)
+    proc.send_signal(sig)
+    proc.wait(timeout=60)
+    assert proc.returncode != 0
+    assert visible(out) == [earlier]
+    assert (out / earlier / "summary.json").read_text() == before
+    if sig == signal.SIGINT:
+        assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
