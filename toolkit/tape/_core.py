@@ -1,0 +1,538 @@
+"""The tape: arrays, storages, primitives and the backward pass.
+
+An :class:`Array` wraps a NumPy array. Arrays made by :func:`array` own a :class:`Storage`
+(their memory, with a version counter); views (``.T``, ``.reshape``, basic slicing,
+:func:`toolkit.tape.adjoint`) share their base's storage and remember their ``.parent``.
+
+While a differentiated function runs, a :class:`Trace` is active. Each call of a
+:func:`primitive` on arrays appends one :class:`Node` to the trace's tape: the node holds, for
+each differentiable input, the input's sink and a VJP closure made by the maker declared with
+:func:`defvjp`. Arrays read from outside the function (leaves) get one :class:`Slot` per trace.
+The tape is in execution order, so walking it backwards is a topological order: no sort.
+
+Example:
+    >>> import toolkit.tape as tp
+    >>> x = tp.array([1.0, 2.0], name="x")
+    >>> tp.gradient(lambda: tp.numpy.sum(x * x), tp.Params([x]))[x]
+    array([2., 4.])
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+VJPMaker = Callable[..., Callable[[Any], Any]]
+
+_trace: Trace | None = None
+"""The trace of the function being differentiated, or ``None`` outside ``gradient``."""
+
+
+class Storage:
+    """The memory of one owning array: views share it; writes bump ``version``."""
+
+    __slots__ = ("owner", "version")
+
+    def __init__(self, owner: Array) -> None:
+        self.owner = owner
+        self.version = 0
+
+
+class Node:
+    """One recorded primitive call: ``edges`` is ``((sink, vjp), ...)`` per differentiable input."""
+
+    __slots__ = ("edges", "g", "trace")
+
+
+class Slot:
+    """A gradient sink that is not on the tape: a leaf read, or a route of ``.parent``."""
+
+    __slots__ = ("array", "g")
+
+    def __init__(self, array: Array) -> None:
+        self.array = array
+        self.g: Any = None
+
+
+class Trace:
+    """Everything recorded while one differentiated function runs.
+
+    Attributes:
+        tape: the nodes in execution order.
+        leaves: ``id(array) -> Slot`` (or ``None`` for integer constants) per leaf read.
+        saved: ``(storage, version, array, primitive name)`` for every storage a VJP reads.
+        policy: ``"identity"`` or ``"storage"``.
+        param_ids: ids of the differentiated params (the identity policy routes ``.parent``).
+        to_param: ``id(param) -> Slot``: gradients that reached a param through ``.parent``.
+        to_wrapper: ``id(wrapper) -> Slot``: structural ``{"parent": g}`` gradients.
+        const: the node of every array computed only from constants (never a sink).
+    """
+
+    __slots__ = (
+        "const", "leaves", "param_ids", "policy", "saved", "tape", "to_param", "to_wrapper",
+    )
+
+    def __init__(self, policy: str, param_ids: frozenset[int]) -> None:
+        self.tape: list[Node] = []
+        self.leaves: dict[int, Slot | None] = {}
+        self.saved: list[tuple[Storage, int, Array, str]] = []
+        self.policy = policy
+        self.param_ids = param_ids
+        self.to_param: dict[int, Slot] = {}
+        self.to_wrapper: dict[int, Slot] = {}
+        self.const = Node()
+        self.const.trace = self
+
+    def leaf(self, a: Array) -> Slot | None:
+        """The slot of leaf ``a`` (made on first read); ``None`` for non-float constants."""
+        s = self.leaves.get(id(a), _MISSING)
+        if s is _MISSING:
+            # The slot keeps ``a`` alive, so its id cannot be reused during the trace.
+            s = Slot(a) if a._data.dtype.kind == "f" else None
+            self.leaves[id(a)] = s
+        return s
+
+    def parent_of(self, wrapper: Array, parent: Array) -> Array:
+        """Zygote's rule 3: ``wrapper.parent`` read inside the function.
+
+        The gradient of the returned array goes to ``parent`` if it is a param, otherwise to
+        ``wrapper`` as a structural gradient ``{"parent": g}``.
+        """
+        out = _new(parent._data)
+        out._storage = parent._storage
+        out._parent = parent._parent
+        if parent._data.dtype.kind != "f":
+            out._node = self.const
+            return out
+        if id(parent) in self.param_ids:
+            table, key, owner = self.to_param, id(parent), parent
+        else:
+            table, key, owner = self.to_wrapper, id(wrapper), wrapper
+        sink = table.get(key)
+        if sink is None:
+            sink = table[key] = Slot(owner)
+        node = Node()
+        node.g = None
+        node.edges = ((sink, _identity),)
+        node.trace = self
+        self.tape.append(node)
+        out._node = node
+        return out
+
+    def backward(self, out: Array | None, seed: Any) -> None:
+        """Runs the tape backwards from ``out`` seeded with ``seed``; leaves' slots hold the result.
+
+        ``out=None`` (a constant output) only clears the previous call's results.
+        """
+        for storage, version, a, prim in self.saved:
+            if storage.version != version:
+                raise RuntimeError(
+                    f"{describe(a)} was modified in place (version {version} -> "
+                    f"{storage.version}) after `{prim}` saved it for the backward pass; "
+                    f"call pullback again after the update"
+                )
+        for table in (self.leaves, self.to_param, self.to_wrapper):
+            for s in table.values():
+                if s is not None:
+                    s.g = None
+        if out is None:
+            return
+        n = out._node
+        sink = self.leaf(out) if n is None or n.trace is not self else n
+        if sink is None or sink is self.const:
+            return
+        sink.g = seed
+        try:
+            for node in reversed(self.tape):
+                g = node.g
+                if g is None:
+                    continue
+                node.g = None
+                for target, vjp in node.edges:
+                    gi = vjp(g)
+                    tg = target.g
+                    target.g = gi if tg is None else tg + gi
+        finally:
+            # A failed VJP must not leave stale partial sums for the next call of back().
+            for node in self.tape:
+                node.g = None
+
+
+_MISSING = object()
+
+
+def _identity(g: Any) -> Any:
+    return g
+
+
+def describe(a: Array) -> str:
+    """How error messages name an array: its name, else its base's name, else its shape."""
+    if a.name:
+        return f"array {a.name!r}"
+    base = a._storage.owner if a._storage is not None else None
+    if base is not None and base.name:
+        return f"a view of array {base.name!r}"
+    return f"an unnamed array of shape {a.shape}"
+
+
+def _new(data: Any) -> Array:
+    """A bare array around ``data`` (the hot path: no checks, no copy)."""
+    a = _alloc(Array)
+    a._data = data
+    a._node = None
+    a._storage = None
+    a._parent = None
+    a.name = None
+    return a
+
+
+class Array:
+    """An n-d array of the tape: float32/float64 (differentiable) or integer/bool (constant).
+
+    Make one with :func:`array`. Operators, ``.T``, ``.reshape``, ``.transpose``, indexing and
+    the reductions are the primitives of :mod:`toolkit.tape.numpy`, bound there next to them.
+
+    Attributes:
+        name: optional; a named leaf read by a differentiated function gets a
+            ``Grads.globals[name]`` entry (Zygote's ``GlobalRef`` keys).
+    """
+
+    __slots__ = ("__weakref__", "_data", "_node", "_parent", "_storage", "name")
+    # NumPy must defer to our reflected operators (``ndarray * Array`` -> ``Array.__rmul__``).
+    __array_ufunc__ = None
+
+    _data: Any
+    _node: Node | None
+    _parent: Array | None
+    _storage: Storage | None
+    name: str | None
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        """The array's shape."""
+        return self._data.shape
+
+    @property
+    def dtype(self) -> np.dtype:
+        """The array's dtype."""
+        return self._data.dtype
+
+    @property
+    def ndim(self) -> int:
+        """The number of dimensions."""
+        return self._data.ndim
+
+    @property
+    def size(self) -> int:
+        """The number of elements."""
+        return self._data.size
+
+    @property
+    def parent(self) -> Array | None:
+        """The array this view was made from (``None`` for an owner).
+
+        Inside a function differentiated with ``alias="identity"``, reading ``.parent`` of an
+        array made outside it follows Zygote: the gradient goes to the parent if the parent is
+        a param, otherwise to this wrapper as ``{"parent": g}``. The array returned there
+        shares the parent's memory but is not the same object.
+        """
+        p = self._parent
+        tr = _trace
+        if p is None or tr is None or tr.policy != "identity":
+            return p
+        n = self._node
+        if n is not None and n.trace is tr:
+            return p
+        return tr.parent_of(self, p)
+
+    @property
+    def base(self) -> Array:
+        """The array that owns this array's memory (itself for an owner)."""
+        st = self._storage
+        return self if st is None else st.owner
+
+    def numpy(self) -> np.ndarray:
+        """A copy of the current values as a NumPy array."""
+        return np.array(self._data)
+
+    def item(self) -> Any:
+        """The value of a one-element array as a Python scalar."""
+        return self._data.item()
+
+    def __float__(self) -> float:
+        return float(self._data)
+
+    def __int__(self) -> int:
+        return int(self._data)
+
+    def __bool__(self) -> bool:
+        return bool(self._data)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __array__(self, dtype: Any = None, copy: Any = None) -> np.ndarray:
+        if _trace is not None:
+            raise TypeError(
+                "converting an Array to a NumPy array inside a differentiated function would "
+                "drop its gradient; use toolkit.tape.numpy functions (or .numpy() for a constant)"
+            )
+        return np.array(self._data, dtype=dtype)
+
+    def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
+        raise TypeError(
+            f"numpy.{func.__name__} does not differentiate toolkit.tape arrays; use "
+            f"toolkit.tape.numpy.{func.__name__} if it exists (unsupported functions raise "
+            f"TypeError there too)"
+        )
+
+    def __repr__(self) -> str:
+        name = f", name={self.name!r}" if self.name else ""
+        return f"Array({np.array2string(np.asarray(self._data), separator=', ')}{name})"
+
+    def __setitem__(self, index: Any, value: Any) -> None:
+        _write(self, "__setitem__", index, value)
+
+    def __iadd__(self, other: Any) -> Array:
+        if _trace is not None:
+            # Inside a differentiated function ``h += v`` rebinds ``h`` (as with jax arrays).
+            return self + other
+        _write(self, "__iadd__", None, other)
+        return self
+
+    def __isub__(self, other: Any) -> Array:
+        if _trace is not None:
+            return self - other
+        _write(self, "__isub__", None, other)
+        return self
+
+    def __imul__(self, other: Any) -> Array:
+        if _trace is not None:
+            return self * other
+        _write(self, "__imul__", None, other)
+        return self
+
+    def __itruediv__(self, other: Any) -> Array:
+        if _trace is not None:
+            return self / other
+        _write(self, "__itruediv__", None, other)
+        return self
+
+
+_alloc = object.__new__
+
+
+def storage_of(a: Array) -> Storage:
+    """``a``'s storage, made on demand for arrays computed by primitives (they own fresh memory)."""
+    st = a._storage
+    if st is None:
+        if not (isinstance(a._data, np.ndarray) and a._data.flags.c_contiguous):
+            # Storage-policy gradients are mapped through byte offsets of a C-ordered owner.
+            a._data = np.ascontiguousarray(a._data)
+        st = a._storage = Storage(a)
+    return st
+
+
+def _write(a: Array, op: str, index: Any, value: Any) -> None:
+    """An in-place write outside any trace: into the shared memory, bumping its version."""
+    if _trace is not None:
+        raise RuntimeError(
+            f"in-place write to {describe(a)} inside a differentiated function; write the "
+            f"function without mutation (e.g. use toolkit.tape.numpy.where or concatenate)"
+        )
+    st = storage_of(a)
+    v = value._data if isinstance(value, Array) else value
+    data = a._data
+    if op == "__setitem__":
+        data[index] = v
+    elif op == "__iadd__":
+        data += v
+    elif op == "__isub__":
+        data -= v
+    elif op == "__imul__":
+        data *= v
+    else:
+        data /= v
+    st.version += 1
+
+
+_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
+def array(data: Any, *, name: str | None = None, dtype: Any = None) -> Array:
+    """Makes an array that owns a copy of ``data``.
+
+    Args:
+        data: an Array, a NumPy array, a nested list or a number.
+        name: optional name; the differentiated function's reads of this leaf (and of views
+            of it named likewise) are reported in ``Grads.globals[name]``.
+        dtype: float32 or float64 (differentiable), or an integer/bool dtype (a constant).
+            Default: NumPy's inference (Python floats give float64).
+
+    Returns:
+        A new owning Array (``a.base is a``).
+
+    Raises:
+        TypeError: the dtype is neither float32/float64 nor integer/bool.
+
+    Example:
+        >>> array([1.0, 2.0], name="x").shape
+        (2,)
+    """
+    src = data._data if isinstance(data, Array) else data
+    buf = np.array(src, dtype=dtype, order="C", copy=True)
+    if (buf.dtype.kind == "f" and buf.dtype not in _FLOATS) or buf.dtype.kind not in "fiub":
+        raise TypeError(
+            f"toolkit.tape arrays are float32 or float64 (or integer/bool constants); "
+            f"got dtype {buf.dtype}"
+        )
+    a = _new(buf)
+    a._storage = Storage(a)
+    a.name = name
+    return a
+
+
+class _Spec:
+    """A primitive's registry entry: its VJP makers and which arguments the VJPs read."""
+
+    __slots__ = ("argnum_maker", "makers", "name", "saves", "view")
+
+    def __init__(self, name: str, view: bool) -> None:
+        self.name = name
+        self.view = view
+        self.makers: tuple[VJPMaker | None, ...] = ()
+        self.argnum_maker: Callable[..., Callable[[Any], Any]] | None = None
+        self.saves: tuple[int, ...] = ()
+
+
+REGISTRY: dict[str, _Spec] = {}
+"""Every primitive by name, with its VJP makers: the one VJP registry."""
+
+
+def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = False
+              ) -> Callable[..., Any]:
+    """Wraps a NumPy function into a recording primitive (declare its VJP with :func:`defvjp`).
+
+    Args:
+        raw: computes the result from NumPy values.
+        name: registry name (default ``raw.__name__``).
+        view: the result may share the first argument's memory (``transpose``, basic
+            indexing); it then shares its storage and records it as ``.parent``.
+
+    Returns:
+        A function of Arrays, NumPy arrays and numbers that returns an Array.
+
+    Example:
+        >>> double = primitive(lambda x: 2 * x, "double")
+        >>> defvjp(double, lambda ans, x: lambda g: 2 * g)
+        >>> double(array([1.0])).numpy()
+        array([2.])
+    """
+    spec = _Spec(name or raw.__name__, view)
+    REGISTRY[spec.name] = spec
+
+    def prim(*args: Any, **kwargs: Any) -> Array:
+        tr = _trace
+        if spec.view and tr is None and type(args[0]) is Array:
+            # A view made outside a trace must share a storage: make the source's first.
+            storage_of(args[0])
+        vals = [a._data if type(a) is Array else a for a in args]
+        ans = raw(*vals, **kwargs)
+        out = _new(ans)
+        if spec.view:
+            src = args[0]
+            if type(src) is Array and np.may_share_memory(ans, vals[0]):
+                out._storage = src._storage
+                out._parent = src
+        if tr is None:
+            return out
+        edges = []
+        makers = spec.makers
+        for i, a in enumerate(args):
+            if type(a) is not Array:
+                continue
+            n = a._node
+            if n is None or n.trace is not tr:
+                n = tr.leaf(a)
+                if n is None:
+                    continue
+            elif n is tr.const:
+                continue
+            if makers:
+                mk = makers[i] if i < len(makers) else None
+                if mk is not None:
+                    edges.append((n, mk(ans, *vals, **kwargs)))
+            elif spec.argnum_maker is not None:
+                edges.append((n, spec.argnum_maker(i, ans, *vals, **kwargs)))
+        if not edges:
+            out._node = tr.const
+            return out
+        node = Node()
+        node.g = None
+        node.edges = edges
+        node.trace = tr
+        tr.tape.append(node)
+        out._node = node
+        for i in spec.saves:
+            if i < len(args):
+                a = args[i]
+                if type(a) is Array and a._storage is not None:
+                    tr.saved.append((a._storage, a._storage.version, a, spec.name))
+        return out
+
+    prim.__name__ = prim.__qualname__ = spec.name
+    prim.__doc__ = getattr(raw, "__doc__", None)
+    prim._spec = spec  # type: ignore[attr-defined]
+    return prim
+
+
+def defvjp(prim: Callable[..., Any], *makers: VJPMaker | None, saves: tuple[int, ...] | None = None
+           ) -> None:
+    """Declares ``prim``'s VJP, one maker per positional argument (HIPS autograd style).
+
+    Each maker is ``lambda ans, *args, **kwargs: lambda g: grad_for_that_argument``; ``None``
+    marks a non-differentiable argument. ``saves`` lists the arguments whose values the VJPs
+    read (default: all), so in-place writes to them are caught before the backward pass.
+
+    Example:
+        >>> sq = primitive(lambda x: x * x, "sq")
+        >>> defvjp(sq, lambda ans, x: lambda g: 2 * x * g, saves=(0,))
+    """
+    spec: _Spec = prim._spec  # type: ignore[attr-defined]
+    spec.makers = makers
+    spec.saves = tuple(range(len(makers))) if saves is None else saves
+
+
+def defvjp_argnum(prim: Callable[..., Any], maker: Callable[..., Callable[[Any], Any]],
+                  saves: tuple[int, ...] = ()) -> None:
+    """Declares a VJP for variadic primitives: ``maker(argnum, ans, *args, **kwargs)``.
+
+    Example:
+        >>> cat = primitive(lambda *xs: np.concatenate(xs), "cat")
+        >>> defvjp_argnum(cat, lambda i, ans, *xs: lambda g: np.split(g, len(xs))[i])
+    """
+    spec: _Spec = prim._spec  # type: ignore[attr-defined]
+    spec.makers = ()
+    spec.argnum_maker = maker
+    spec.saves = saves
+
+
+def nondifferentiable(raw: Callable[..., Any], name: str | None = None) -> Callable[..., Any]:
+    """A primitive whose result is a constant (comparisons, ``sign``, ``argmax``).
+
+    Example:
+        >>> nondifferentiable(np.greater)(array([1.0]), 0.0).numpy()
+        array([ True])
+    """
+    prim = primitive(raw, name)
+    defvjp(prim, saves=())
+    return prim
+
+
+def set_trace(tr: Trace | None) -> Trace | None:
+    """Activates ``tr`` (``None``: no trace) and returns the previously active trace."""
+    global _trace
+    prev, _trace = _trace, tr
+    return prev
