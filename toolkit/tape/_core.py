@@ -5,9 +5,9 @@ An :class:`Array` wraps a NumPy array. Arrays made by :func:`array` own a :class
 :func:`toolkit.tape.adjoint`) share their base's storage and remember their ``.parent``.
 
 While a differentiated function runs, a :class:`Trace` is active. Each call of a
-:func:`primitive` on arrays appends one :class:`Node` to the trace's tape: the node holds, for
+:func:`primitive` on arrays appends one node to the trace's tape: the node holds, for
 each differentiable input, the input's sink and a VJP closure made by the maker declared with
-:func:`defvjp`. Arrays read from outside the function (leaves) get one :class:`Slot` per trace.
+:func:`defvjp`. Arrays read from outside the function (leaves) get one slot per trace.
 The tape is in execution order, so walking it backwards is a topological order: no sort.
 
 Example:
@@ -40,20 +40,16 @@ class Storage:
         self.version = 0
 
 
-class Node:
-    """One recorded primitive call: ``edges`` is ``((sink, vjp), ...)`` per differentiable input."""
-
-    __slots__ = ("edges", "g", "trace")
-
-
-class Slot:
-    """A gradient sink that is not on the tape: a leaf read, or a route of ``.parent``."""
-
-    __slots__ = ("array", "g")
-
-    def __init__(self, array: Array) -> None:
-        self.array = array
-        self.g: Any = None
+# A node is the list ``[g, edges, token]``: ``g`` the gradient summed so far in a backward
+# pass, ``edges`` ``[(sink, vjp), ...]`` per differentiable input, ``token`` its trace's token.
+# A slot (a leaf read, or a route of ``.parent``) is ``[g, array, token]``. Lists, not objects,
+# because one is made per recorded op and building a list is several times cheaper. A leaf's
+# ``_node`` is set to its slot on first read, so later reads skip the ``leaves`` lookup; the
+# token (not the trace) is stored so that a leaf does not keep a finished tape alive.
+Node = list
+Slot = list
+G = 0
+"""Index of a node's or slot's gradient."""
 
 
 class Trace:
@@ -61,38 +57,45 @@ class Trace:
 
     Attributes:
         tape: the nodes in execution order.
-        leaves: ``id(array) -> Slot`` (or ``None`` for integer constants) per leaf read.
+        leaves: ``id(array) -> slot`` per float leaf read.
         saved: ``(storage, version, array, primitive name)`` for every storage a VJP reads.
         policy: ``"identity"`` or ``"storage"``.
         param_ids: ids of the differentiated params (the identity policy routes ``.parent``).
         to_param: ``id(param) -> Slot``: gradients that reached a param through ``.parent``.
         to_wrapper: ``id(wrapper) -> Slot``: structural ``{"parent": g}`` gradients.
+        token: marks this trace's nodes and slots (``node[2] is trace.token``).
         const: the node of every array computed only from constants (never a sink).
     """
 
     __slots__ = (
         "const", "leaves", "param_ids", "policy", "saved", "tape", "to_param", "to_wrapper",
+        "token",
     )
 
     def __init__(self, policy: str, param_ids: frozenset[int]) -> None:
         self.tape: list[Node] = []
-        self.leaves: dict[int, Slot | None] = {}
+        self.leaves: dict[int, Slot] = {}
         self.saved: list[tuple[Storage, int, Array, str]] = []
         self.policy = policy
         self.param_ids = param_ids
         self.to_param: dict[int, Slot] = {}
         self.to_wrapper: dict[int, Slot] = {}
-        self.const = Node()
-        self.const.trace = self
+        self.token = object()
+        self.const: Node = [None, (), self.token]
 
-    def leaf(self, a: Array) -> Slot | None:
-        """The slot of leaf ``a`` (made on first read); ``None`` for non-float constants."""
-        s = self.leaves.get(id(a), _MISSING)
-        if s is _MISSING:
-            # The slot keeps ``a`` alive, so its id cannot be reused during the trace.
-            s = Slot(a) if a._data.dtype.kind == "f" else None
-            self.leaves[id(a)] = s
+    def leaf(self, a: Array) -> Slot:
+        """The sink of leaf ``a``, made on its first read (``const`` for non-float constants)."""
+        if a._data.dtype.kind != "f":
+            a._node = self.const
+            return self.const
+        s = a._node = [None, a, self.token]
+        self.leaves[id(a)] = s
         return s
+
+    def is_leaf(self, a: Array) -> bool:
+        """Whether ``a`` comes from outside the function (not computed inside this trace)."""
+        n = a._node
+        return n is None or n[2] is not self.token or n[1] is a
 
     def parent_of(self, wrapper: Array, parent: Array) -> Array:
         """Zygote's rule 3: ``wrapper.parent`` read inside the function.
@@ -106,17 +109,15 @@ class Trace:
         if parent._data.dtype.kind != "f":
             out._node = self.const
             return out
+        # The slot keeps the routed-to array alive, so its id is not reused during the trace.
         if id(parent) in self.param_ids:
             table, key, owner = self.to_param, id(parent), parent
         else:
             table, key, owner = self.to_wrapper, id(wrapper), wrapper
         sink = table.get(key)
         if sink is None:
-            sink = table[key] = Slot(owner)
-        node = Node()
-        node.g = None
-        node.edges = ((sink, _identity),)
-        node.trace = self
+            sink = table[key] = [None, owner, self.token]
+        node = [None, [(sink, _identity)], self.token]
         self.tape.append(node)
         out._node = node
         return out
@@ -135,32 +136,28 @@ class Trace:
                 )
         for table in (self.leaves, self.to_param, self.to_wrapper):
             for s in table.values():
-                if s is not None:
-                    s.g = None
+                s[G] = None
         if out is None:
             return
         n = out._node
-        sink = self.leaf(out) if n is None or n.trace is not self else n
-        if sink is None or sink is self.const:
+        sink = self.leaf(out) if n is None or n[2] is not self.token else n
+        if sink is self.const:
             return
-        sink.g = seed
+        sink[G] = seed
         try:
             for node in reversed(self.tape):
-                g = node.g
+                g = node[0]
                 if g is None:
                     continue
-                node.g = None
-                for target, vjp in node.edges:
+                node[0] = None
+                for target, vjp in node[1]:
                     gi = vjp(g)
-                    tg = target.g
-                    target.g = gi if tg is None else tg + gi
+                    tg = target[0]
+                    target[0] = gi if tg is None else tg + gi
         finally:
             # A failed VJP must not leave stale partial sums for the next call of back().
             for node in self.tape:
-                node.g = None
-
-
-_MISSING = object()
+                node[0] = None
 
 
 def _identity(g: Any) -> Any:
@@ -242,10 +239,7 @@ class Array:
         tr = _trace
         if p is None or tr is None or tr.policy != "identity":
             return p
-        n = self._node
-        if n is not None and n.trace is tr:
-            return p
-        return tr.parent_of(self, p)
+        return tr.parent_of(self, p) if tr.is_leaf(self) else p
 
     @property
     def base(self) -> Array:
@@ -435,57 +429,105 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
 
     def prim(*args: Any, **kwargs: Any) -> Array:
         tr = _trace
-        if spec.view and tr is None and type(args[0]) is Array:
-            # A view made outside a trace must share a storage: make the source's first.
-            storage_of(args[0])
-        vals = [a._data if type(a) is Array else a for a in args]
-        ans = raw(*vals, **kwargs)
-        out = _new(ans)
-        if spec.view:
-            src = args[0]
-            if type(src) is Array and np.may_share_memory(ans, vals[0]):
-                out._storage = src._storage
-                out._parent = src
-        if tr is None:
-            return out
-        edges = []
+        nargs = len(args)
+        if tr is None or kwargs or nargs > 2 or spec.view or not spec.makers:
+            return _call(spec, raw, tr, args, kwargs)
+        # The hot path (one or two operands, inside a trace), unrolled: it runs once per op.
         makers = spec.makers
-        for i, a in enumerate(args):
-            if type(a) is not Array:
-                continue
-            n = a._node
-            if n is None or n.trace is not tr:
-                n = tr.leaf(a)
-                if n is None:
-                    continue
-            elif n is tr.const:
-                continue
-            if makers:
-                mk = makers[i] if i < len(makers) else None
-                if mk is not None:
-                    edges.append((n, mk(ans, *vals, **kwargs)))
-            elif spec.argnum_maker is not None:
-                edges.append((n, spec.argnum_maker(i, ans, *vals, **kwargs)))
+        token = tr.token
+        const = tr.const
+        edges = []
+        x = args[0]
+        tx = type(x) is Array
+        xv = x._data if tx else x
+        if nargs == 1:
+            ans = raw(xv)
+            if tx:
+                n = x._node
+                if n is None or n[2] is not token:
+                    n = tr.leaf(x)
+                if n is not const:
+                    edges.append((n, makers[0](ans, xv)))
+        else:
+            y = args[1]
+            ty = type(y) is Array
+            yv = y._data if ty else y
+            ans = raw(xv, yv)
+            if tx:
+                n = x._node
+                if n is None or n[2] is not token:
+                    n = tr.leaf(x)
+                if n is not const and makers[0] is not None:
+                    edges.append((n, makers[0](ans, xv, yv)))
+            if ty and nargs <= len(makers):
+                n = y._node
+                if n is None or n[2] is not token:
+                    n = tr.leaf(y)
+                if n is not const and makers[1] is not None:
+                    edges.append((n, makers[1](ans, xv, yv)))
+        out = _alloc(Array)
+        out._data = ans
+        out._storage = out._parent = out.name = None
         if not edges:
             out._node = tr.const
             return out
-        node = Node()
-        node.g = None
-        node.edges = edges
-        node.trace = tr
+        out._node = node = [None, edges, token]
         tr.tape.append(node)
-        out._node = node
         for i in spec.saves:
-            if i < len(args):
-                a = args[i]
-                if type(a) is Array and a._storage is not None:
-                    tr.saved.append((a._storage, a._storage.version, a, spec.name))
+            a = args[i]
+            if type(a) is Array and a._storage is not None:
+                tr.saved.append((a._storage, a._storage.version, a, spec.name))
         return out
 
     prim.__name__ = prim.__qualname__ = spec.name
     prim.__doc__ = getattr(raw, "__doc__", None)
     prim._spec = spec  # type: ignore[attr-defined]
     return prim
+
+
+def _call(spec: _Spec, raw: Callable[..., Any], tr: Trace | None, args: tuple[Any, ...],
+          kwargs: dict[str, Any]) -> Array:
+    """A primitive call in general: any arity, keywords, views, or outside a trace."""
+    if spec.view and tr is None and type(args[0]) is Array:
+        # A view made outside a trace must share a storage: make the source's first.
+        storage_of(args[0])
+    vals = [a._data if type(a) is Array else a for a in args]
+    ans = raw(*vals, **kwargs)
+    out = _new(ans)
+    if spec.view:
+        src = args[0]
+        if type(src) is Array and np.may_share_memory(ans, vals[0]):
+            out._storage = src._storage
+            out._parent = src
+    if tr is None:
+        return out
+    edges = []
+    makers = spec.makers
+    for i, a in enumerate(args):
+        if type(a) is not Array:
+            continue
+        n = a._node
+        if n is None or n[2] is not tr.token:
+            n = tr.leaf(a)
+        if n is tr.const:
+            continue
+        if makers:
+            mk = makers[i] if i < len(makers) else None
+            if mk is not None:
+                edges.append((n, mk(ans, *vals, **kwargs)))
+        elif spec.argnum_maker is not None:
+            edges.append((n, spec.argnum_maker(i, ans, *vals, **kwargs)))
+    if not edges:
+        out._node = tr.const
+        return out
+    out._node = node = [None, edges, tr.token]
+    tr.tape.append(node)
+    for i in spec.saves:
+        if i < len(args):
+            a = args[i]
+            if type(a) is Array and a._storage is not None:
+                tr.saved.append((a._storage, a._storage.version, a, spec.name))
+    return out
 
 
 def defvjp(prim: Callable[..., Any], *makers: VJPMaker | None, saves: tuple[int, ...] | None = None

@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from toolkit.tape._core import Array, Trace, describe, set_trace, storage_of
+from toolkit.tape._core import Array, G, Trace, describe, set_trace, storage_of
 from toolkit.tape._params import AliasWarning, Grad, Grads, Params
 
 ALIAS_POLICIES = ("identity", "storage")
@@ -97,13 +97,14 @@ class _Result:
         for p in self.params:
             s = tr.leaves.get(id(p))
             extra = tr.to_param.get(id(p))
-            g = _add(s.g if s else None, extra.g if extra else None)
+            g = _add(s[G] if s else None, extra[G] if extra else None)
             values[id(p)] = self._with_structure(p, g)
         glob: dict[str, Grad] = {}
-        wrappers = {k: s.array for k, s in tr.to_wrapper.items() if s.g is not None}
+        wrappers = {k: s[1] for k, s in tr.to_wrapper.items() if s[G] is not None}
         for s in tr.leaves.values():
-            if s is not None and s.array.name and (s.g is not None or id(s.array) in wrappers):
-                glob[s.array.name] = self._with_structure(s.array, s.g)
+            g, a = s[G], s[1]
+            if a.name and (g is not None or id(a) in wrappers):
+                glob[a.name] = self._with_structure(a, g)
         for a in wrappers.values():
             if a.name and a.name not in glob:
                 glob[a.name] = self._with_structure(a, None)
@@ -112,9 +113,9 @@ class _Result:
     def _with_structure(self, a: Array, g: Any) -> Grad:
         direct = self.own(g, a.dtype)
         s = self.tr.to_wrapper.get(id(a))
-        if s is None or s.g is None:
+        if s is None or s[G] is None:
             return direct
-        structural: dict[str, Any] = {"parent": self.own(s.g, a._parent.dtype)}
+        structural: dict[str, Any] = {"parent": self.own(s[G], a._parent.dtype)}
         if direct is not None:
             # Zygote would fail to add an array to a named tuple; both parts are kept.
             structural["self"] = direct
@@ -124,16 +125,15 @@ class _Result:
         totals: dict[int, np.ndarray] = {}
         read: list[Array] = []
         for s in self.tr.leaves.values():
-            if s is None:
+            g, a = s[G], s[1]
+            read.append(a)
+            if g is None:
                 continue
-            read.append(s.array)
-            if s.g is None:
-                continue
-            st = storage_of(s.array)
+            st = storage_of(a)
             total = totals.get(id(st))
             if total is None:
                 total = totals[id(st)] = np.zeros(st.owner.shape, dtype=st.owner.dtype)
-            _through(total, st.owner._data, s.array._data)[...] += s.g
+            _through(total, st.owner._data, a._data)[...] += g
 
         def seen(a: Array) -> np.ndarray | None:
             st = storage_of(a)

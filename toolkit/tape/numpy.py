@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,7 @@ import numpy as np
 from toolkit.tape._core import (
     REGISTRY,
     Array,
+    _identity,
     _new,
     array,
     defvjp,
@@ -42,9 +44,8 @@ inf = np.inf
 nan = np.nan
 
 
-def unbroadcast(g: Any, x: Any) -> Any:
-    """Sums ``g`` over the axes broadcasting added to ``x``'s shape: every binary op's VJP."""
-    shape = x.shape
+def _sum_to(g: Any, shape: tuple[int, ...]) -> Any:
+    """Sums ``g`` over the axes that broadcasting added to ``shape``."""
     if g.shape == shape:
         return g
     lead = g.ndim - len(shape)
@@ -52,6 +53,18 @@ def unbroadcast(g: Any, x: Any) -> Any:
         lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
     )
     return g.sum(axis=axes).reshape(shape)
+
+
+def unbroadcast(vjp: Callable[[Any], Any], ans: Any, x: Any) -> Callable[[Any], Any]:
+    """``vjp`` for input ``x`` of a broadcasting op: its result summed back to ``x``'s shape.
+
+    Every binary op's VJP goes through here. The check runs once, when the op is recorded, so
+    the backward pass of a non-broadcasting op pays nothing for it.
+    """
+    if ans.shape == x.shape:
+        return vjp
+    shape = x.shape
+    return lambda g: _sum_to(vjp(g), shape)
 
 
 def _unreduce(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
@@ -64,20 +77,20 @@ def _unreduce(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
 # --- elementwise arithmetic -------------------------------------------------------------------
 
 add = primitive(np.add, "add")
-defvjp(add, lambda ans, x, y: lambda g: unbroadcast(g, x),
-       lambda ans, x, y: lambda g: unbroadcast(g, y), saves=())
+defvjp(add, lambda ans, x, y: unbroadcast(_identity, ans, x),
+       lambda ans, x, y: unbroadcast(_identity, ans, y), saves=())
 
 subtract = primitive(np.subtract, "subtract")
-defvjp(subtract, lambda ans, x, y: lambda g: unbroadcast(g, x),
-       lambda ans, x, y: lambda g: unbroadcast(-g, y), saves=())
+defvjp(subtract, lambda ans, x, y: unbroadcast(_identity, ans, x),
+       lambda ans, x, y: unbroadcast(np.negative, ans, y), saves=())
 
 multiply = primitive(np.multiply, "multiply")
-defvjp(multiply, lambda ans, x, y: lambda g: unbroadcast(g * y, x),
-       lambda ans, x, y: lambda g: unbroadcast(g * x, y))
+defvjp(multiply, lambda ans, x, y: unbroadcast(lambda g: g * y, ans, x),
+       lambda ans, x, y: unbroadcast(lambda g: g * x, ans, y))
 
 divide = primitive(np.divide, "divide")
-defvjp(divide, lambda ans, x, y: lambda g: unbroadcast(g / y, x),
-       lambda ans, x, y: lambda g: unbroadcast(-g * ans / y, y), saves=(1,))
+defvjp(divide, lambda ans, x, y: unbroadcast(lambda g: g / y, ans, x),
+       lambda ans, x, y: unbroadcast(lambda g: -g * ans / y, ans, y), saves=(1,))
 true_divide = divide
 
 negative = primitive(np.negative, "negative")
@@ -90,8 +103,8 @@ def _log_or_zero(x: Any) -> Any:
 
 
 power = primitive(np.power, "power")
-defvjp(power, lambda ans, x, y: lambda g: unbroadcast(g * y * np.power(x, y - 1), x),
-       lambda ans, x, y: lambda g: unbroadcast(g * _log_or_zero(x) * ans, y))
+defvjp(power, lambda ans, x, y: unbroadcast(lambda g: g * y * np.power(x, y - 1), ans, x),
+       lambda ans, x, y: unbroadcast(lambda g: g * _log_or_zero(x) * ans, ans, y))
 
 square = primitive(np.square, "square")
 defvjp(square, lambda ans, x: lambda g: 2 * x * g)
@@ -116,7 +129,8 @@ cos = primitive(np.cos, "cos")
 defvjp(cos, lambda ans, x: lambda g: -g * np.sin(x))
 
 tanh = primitive(np.tanh, "tanh")
-defvjp(tanh, lambda ans, x: lambda g: g * (1 - ans * ans), saves=())
+# ``g - g * ans * ans``: array-array ufuncs are faster than ``1 - ...`` on small arrays.
+defvjp(tanh, lambda ans, x: lambda g: g - g * ans * ans, saves=())
 
 
 def _sigmoid(x: Any) -> Any:
@@ -125,7 +139,7 @@ def _sigmoid(x: Any) -> Any:
 
 
 sigmoid = primitive(_sigmoid, "sigmoid")
-defvjp(sigmoid, lambda ans, x: lambda g: g * ans * (1 - ans), saves=())
+defvjp(sigmoid, lambda ans, x: lambda g: g * (ans - ans * ans), saves=())
 
 relu = primitive(lambda x: np.maximum(x, 0), "relu")
 defvjp(relu, lambda ans, x: lambda g: g * (ans > 0), saves=())
@@ -137,17 +151,17 @@ def _balanced(win: Any, tie: Any) -> Any:
 
 
 maximum = primitive(np.maximum, "maximum")
-defvjp(maximum, lambda ans, x, y: lambda g: unbroadcast(g * _balanced(x > y, x == y), x),
-       lambda ans, x, y: lambda g: unbroadcast(g * _balanced(y > x, x == y), y))
+defvjp(maximum, lambda ans, x, y: unbroadcast(lambda g: g * _balanced(x > y, x == y), ans, x),
+       lambda ans, x, y: unbroadcast(lambda g: g * _balanced(y > x, x == y), ans, y))
 
 minimum = primitive(np.minimum, "minimum")
-defvjp(minimum, lambda ans, x, y: lambda g: unbroadcast(g * _balanced(x < y, x == y), x),
-       lambda ans, x, y: lambda g: unbroadcast(g * _balanced(y < x, x == y), y))
+defvjp(minimum, lambda ans, x, y: unbroadcast(lambda g: g * _balanced(x < y, x == y), ans, x),
+       lambda ans, x, y: unbroadcast(lambda g: g * _balanced(y < x, x == y), ans, y))
 
 where = primitive(np.where, "where")
 defvjp(where, None,
-       lambda ans, c, x, y: lambda g: unbroadcast(np.where(c, g, 0), x),
-       lambda ans, c, x, y: lambda g: unbroadcast(np.where(c, 0, g), y), saves=(0,))
+       lambda ans, c, x, y: unbroadcast(lambda g: np.where(c, g, 0), ans, x),
+       lambda ans, c, x, y: unbroadcast(lambda g: np.where(c, 0, g), ans, y), saves=(0,))
 
 # --- linear algebra ---------------------------------------------------------------------------
 
@@ -167,8 +181,10 @@ def _matmul_vjp(argnum: int, x: Any, y: Any) -> Any:
         if y.ndim == 1:
             g = np.expand_dims(g, -1)
         if argnum == 0:
-            return unbroadcast(g @ np.swapaxes(ym, -1, -2), xm).reshape(x.shape)
-        return unbroadcast(np.swapaxes(xm, -1, -2) @ g, ym).reshape(y.shape)
+            gx = _sum_to(g @ np.swapaxes(ym, -1, -2), xm.shape)
+            return gx if x.ndim > 1 else gx.reshape(x.shape)
+        gy = _sum_to(np.swapaxes(xm, -1, -2) @ g, ym.shape)
+        return gy if y.ndim > 1 else gy.reshape(y.shape)
 
     return vjp
 
@@ -298,7 +314,7 @@ defvjp(adjoint, lambda ans, x: lambda g: np.reshape(g, x.shape) if x.ndim == 1 e
 
 # Broadcasting copies: a stride-0 view as a leaf would alias its own elements.
 broadcast_to = primitive(lambda x, shape: np.array(np.broadcast_to(x, shape)), "broadcast_to")
-defvjp(broadcast_to, lambda ans, x, shape: lambda g: unbroadcast(g, x), saves=())
+defvjp(broadcast_to, lambda ans, x, shape: lambda g: _sum_to(g, x.shape), saves=())
 
 
 def _concat_vjp(i: int, ans: Any, axis: int, *xs: Any) -> Any:
