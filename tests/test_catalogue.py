@@ -124,6 +124,7 @@ def _loss(case: Case, storages: Mapping[str, np.ndarray], data: Mapping[str, Any
 
 
 def _central(f: Any, x: np.ndarray) -> np.ndarray:
+    """Central differences of ``f()`` over every entry of ``x``, perturbed in place."""
     grad = np.zeros(x.size)
     flat = x.reshape(-1)
     assert np.shares_memory(flat, x), "finite differences need a contiguous buffer"
@@ -169,6 +170,7 @@ def _truth(experiment: str, name: str) -> Truth:
 
 
 def _measure(case: Case) -> Truth:
+    """Measures a case's :class:`Truth` at its seeded initial values."""
     storages = {k: v.copy() for k, v in case.initial_values(SEED).items()}
     data = case.make_data(SEED)
     totals = {s: _central(partial(_loss, case, storages, data), storages[s]) for s in storages}
