@@ -24,7 +24,7 @@ AE = 'experiment = "experiments.tied_autoencoder"\n'
 def test_shipped_configs_load_and_build(path: Path) -> None:
     cfg = load_config(path)
     assert isinstance(cfg, Config)
-    assert cfg.path == path and cfg.text == path.read_text()
+    assert cfg.path == path and cfg.name == str(path) and cfg.text == path.read_text()
     cases = cfg.build_cases()
     assert [c.name for c in cases] == list(cfg.cases)
     for case in cases:

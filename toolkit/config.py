@@ -90,6 +90,8 @@ class Config:
 
     Attributes:
         path: the config file (``None`` for text loaded without a file).
+        name: how messages and run folders name it (the path, or the name given to
+            :func:`load_config_text`).
         text: the TOML source, for the run folder's copy.
         title: a line for reports.
         experiment: the loaded :class:`~toolkit.experiment.Experiment`.
@@ -107,6 +109,7 @@ class Config:
     """
 
     path: Path | None
+    name: str
     text: str
     title: str
     experiment: Experiment
@@ -275,6 +278,7 @@ class _Validator:
 
         return Config(
             path=path,
+            name=self.name,
             text=text,
             title=title,
             experiment=experiment,
