@@ -176,10 +176,10 @@ def _matmul_vjp(argnum: int, x: Any, y: Any) -> Any:
         g = np.asarray(g)
         if 0 in g.strides:
             g = g.copy()
-        if x.ndim == 1:
-            g = np.expand_dims(g, -2)
         if y.ndim == 1:
             g = np.expand_dims(g, -1)
+        if x.ndim == 1:
+            g = np.expand_dims(g, -2)
         if argnum == 0:
             gx = _sum_to(g @ np.swapaxes(ym, -1, -2), xm.shape)
             return gx if x.ndim > 1 else gx.reshape(x.shape)
