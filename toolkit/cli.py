@@ -81,7 +81,7 @@ def cmd_run(args: argparse.Namespace) -> int:
                 _say(f"FAILED {check.name}: {check.detail}")
         failed |= not output.ok
     if args.json:
-        print(json.dumps(summaries, indent=2, sort_keys=True))
+        print(json.dumps(summaries, indent=2))
     return 1 if failed else 0
 
 

@@ -63,16 +63,35 @@ def _case_section(name: str, case: Mapping[str, Any]) -> list[str]:
         f"`{s}` {r['mode']} finite differences (error ≤ {r['max_error_estimate']:.1e})"
         for s, r in ref.items()
     ), ""]
-    storages = list(ref)
-    header = ["strategy", "raw gradients (Zygote-style dump)"]
-    header += [f"{rule} step on `{s}`" for rule in ("per-param", "per-storage") for s in storages]
     rows = []
     for strategy, row in case["strategies"].items():
-        dump = "<br>".join(f"`{line}`" for line in dump_grads(row["grads"], row["globals"]))
-        cells = [f"**{strategy}**", dump or "—"]
-        cells += [row["verdicts"][rule][s] for rule in RULE_HELP for s in storages]
+        cells = [f"**{strategy}**"]
+        for rule in RULE_HELP:
+            verdicts = row["verdicts"][rule]
+            off = {s: v for s, v in verdicts.items() if v != "exact"}
+            if not off:
+                cells.append("exact")
+            elif len(verdicts) == 1:
+                cells.append(next(iter(off.values())))
+            else:
+                listed = "<br>".join(f"`{s}`: {v}" for s, v in off.items())
+                cells.append(f"{listed}<br>others exact")
         rows.append(cells)
-    lines += [*_table(header, rows), ""]
+    lines += ["Effective SGD step on each storage:", ""]
+    lines += [*_table(["strategy", *RULE_HELP], rows), ""]
+    lines += ["Raw gradients (Zygote-style dump; `# Δ` = max abs difference from the true total "
+              "seen through that param's view):", "", "```"]
+    for strategy, row in case["strategies"].items():
+        errors = row.get("raw_max_abs_error", {})
+        lines.append(f"{strategy}:")
+        for line, key in zip(
+            dump_grads(row["grads"], row["globals"]),
+            [*row["grads"], *(None for _ in row["globals"])],
+            strict=True,
+        ):
+            err = errors.get(key) if key is not None else None
+            lines.append(f"    {line}" + (f"    # Δ {err:.2g}" if err is not None else ""))
+    lines += ["```", ""]
     training = case.get("training")
     if training:
         for opt, table in training.items():

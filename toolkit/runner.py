@@ -335,7 +335,7 @@ def write_run(output: RunOutput, root: Path) -> Path:
     run = StagedRun(Path(root), Path(config.name).stem)
     with run as tmp:
         (tmp / "config.toml").write_text(config.text)
-        (tmp / "summary.json").write_text(json.dumps(output.summary, indent=2, sort_keys=True))
+        (tmp / "summary.json").write_text(json.dumps(output.summary, indent=2))
         (tmp / "timing.json").write_text(json.dumps(output.timing, indent=2, sort_keys=True))
         np.savez_compressed(tmp / "grads.npz", **output.arrays)
         plots = plot_training(output.histories, tmp) if output.histories else []
