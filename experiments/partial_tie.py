@@ -32,6 +32,7 @@ from toolkit.experiment import Case, Param, ParamTree, tie
 
 
 def _mse(np: Any, pred: Any, target: Any) -> Any:
+    """Mean squared error."""
     return np.mean((pred - target) ** 2)
 
 

@@ -34,10 +34,11 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.experiment import Case, Param, ParamTree, tie
+from toolkit.experiment import Case, Loss, Param, ParamTree, tie
 
 
 def _unroll(np: Any, p: ParamTree, data: dict[str, Any], weights: list[Any]) -> Any:
+    """Runs the recurrence with ``weights[t - 1]`` as step t's transition; mean loss."""
     x, y = data["x"], data["y"]
     h = np.tanh(x[0] @ p.cell.U + p.cell.b)
     total = np.mean((h @ p.readout - y[0]) ** 2)
@@ -47,7 +48,9 @@ def _unroll(np: Any, p: ParamTree, data: dict[str, Any], weights: list[Any]) -> 
     return total / (len(weights) + 1)
 
 
-def _per_step(steps: int) -> Any:
+def _per_step(steps: int) -> Loss:
+    """The loss where step t reads its own handle ``steps.t.W``."""
+
     def loss(np: Any, p: ParamTree, data: dict[str, Any]) -> Any:
         return _unroll(np, p, data, [p.steps[t].W for t in range(steps)])
 
@@ -55,7 +58,9 @@ def _per_step(steps: int) -> Any:
     return loss
 
 
-def _reuse(steps: int) -> Any:
+def _reuse(steps: int) -> Loss:
+    """The loss where every step reads ``cell.W`` itself."""
+
     def loss(np: Any, p: ParamTree, data: dict[str, Any]) -> Any:
         return _unroll(np, p, data, [p.cell.W] * steps)
 

@@ -38,6 +38,7 @@ from toolkit.experiment import Case, Param, ParamTree, tie
 
 
 def _dense(np: Any, layer: ParamTree, h: Any) -> Any:
+    """One application of a ``tanh`` dense layer read through ``layer``'s path."""
     return np.tanh(h @ layer.weight + layer.bias)
 
 

@@ -73,8 +73,9 @@ def encode(text: str, vocab: tuple[str, ...]) -> np.ndarray:
     return np.fromiter((index[ch] for ch in text), dtype=np.int64, count=len(text))
 
 
-def _windows(tokens: np.ndarray, context: int, batch: int, vocab_size: int, rng: np.random.Generator
-             ) -> dict[str, np.ndarray]:
+def _windows(
+    tokens: np.ndarray, context: int, batch: int, vocab_size: int, rng: np.random.Generator
+) -> dict[str, np.ndarray]:
     """A fixed batch of windows as one-hot arrays (one-hot keeps the loss numpy-portable)."""
     starts = rng.choice(len(tokens) - context, size=batch, replace=False)
     ctx = tokens[starts[:, None] + np.arange(context)[None, :]]
@@ -87,6 +88,7 @@ def _windows(tokens: np.ndarray, context: int, batch: int, vocab_size: int, rng:
 
 
 def _hidden(np: Any, p: ParamTree, data: dict[str, Any]) -> Any:
+    """The hidden state: the context's embeddings concatenated, mixed, squashed."""
     context = data["context"]
     embedded = [context[:, i, :] @ p.embed.weight for i in range(context.shape[1])]
     return np.tanh(np.concatenate(embedded, axis=1) @ p.mix.weight + p.mix.bias)
