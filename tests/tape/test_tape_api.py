@@ -1,0 +1,199 @@
+"""Arrays and views, Params and Grads, pullback/jacobian, and the storage policy on views."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import toolkit.tape as tp
+from toolkit.tape import numpy as tnp
+
+
+def test_array_copies_its_data_and_owns_its_storage() -> None:
+    data = np.array([1.0, 2.0])
+    x = tp.array(data, name="x")
+    data[0] = 9.0
+    assert x.numpy().tolist() == [1.0, 2.0]
+    assert x.base is x and x.parent is None
+    assert (x.shape, x.ndim, x.size, x.dtype) == ((2,), 1, 2, np.float64)
+    assert tp.array([1, 2]).dtype.kind == "i"
+    assert tp.array([1.0], dtype=np.float32).dtype == np.float32
+
+
+def test_views_share_memory_and_know_their_parent() -> None:
+    x = tp.array(np.arange(6.0).reshape(2, 3))
+    views = [x.T, x.transpose((1, 0)), x.reshape(3, 2), x.reshape((6,)), x[:, 1:], x[0],
+             tp.adjoint(x)]
+    for v in views:
+        assert v.parent is x and v.base is x
+    row = tp.adjoint(tp.array([1.0, 2.0]))
+    assert row.shape == (1, 2)
+    nested = x.T[1:]
+    assert nested.parent.parent is x and nested.base is x
+    x[...] = 0.0
+    assert all(not v.numpy().any() for v in views)
+
+
+def test_writes_through_a_view_update_the_base() -> None:
+    x = tp.array(np.zeros((2, 3)))
+    x.T[2] = [1.0, 2.0]
+    x[:, 0] += 5.0
+    tail = x.reshape(6)[4:]
+    tail -= 1.0
+    np.testing.assert_array_equal(x.numpy(), [[5.0, 0.0, 1.0], [5.0, -1.0, 1.0]])
+
+
+def test_integer_array_indexing_copies() -> None:
+    x = tp.array([1.0, 2.0, 3.0])
+    picked = x[[0, 0]]
+    assert picked.parent is None and picked.base is picked
+    picked[...] = 7.0
+    assert x.numpy().tolist() == [1.0, 2.0, 3.0]
+
+
+def test_numpy_returns_a_copy() -> None:
+    x = tp.array([1.0])
+    x.numpy()[0] = 5.0
+    assert float(x.numpy()[0]) == 1.0
+
+
+def test_operators_and_constants_from_either_side() -> None:
+    x = tp.array([1.0, 2.0])
+    c = np.array([3.0, 4.0])
+    out = (c * x + x * c - c / x + 2 ** x - x ** 2 + c @ x + x @ c + abs(-x) + (+x)).numpy()
+    v = x.numpy()
+    np.testing.assert_allclose(out, c * v + v * c - c / v + 2 ** v - v ** 2 + 2 * (c @ v)
+                               + v + v)
+    assert (x > 1.5).numpy().tolist() == [False, True]
+    assert isinstance(c * x, tp.Array)
+
+
+def test_params_are_ordered_and_keyed_by_identity() -> None:
+    x = tp.array([1.0])
+    twin = tp.array([1.0])
+    ps = tp.Params([x, twin, x])
+    assert list(ps) == [x, twin] and len(ps) == 2
+    assert x in ps and tp.array([1.0]) not in ps
+    ps.add(x)
+    assert len(ps) == 2
+
+
+def test_grads_mapping_interface() -> None:
+    x = tp.array([1.0, 2.0], name="x")
+    unused = tp.array([5.0])
+    ps = tp.Params([x, unused])
+    gs = tp.gradient(lambda: tnp.sum(x * x), ps)
+    assert x in gs and unused in gs and tp.array([1.0]) not in gs
+    assert gs[unused] is None
+    assert [p is q for (p, _), q in zip(gs.items(), [x, unused], strict=True)] == [True, True]
+    assert list(gs.keys()) == [x, unused] and len(gs) == 2
+    np.testing.assert_array_equal(gs.values()[0], [2.0, 4.0])
+    np.testing.assert_array_equal(gs.globals["x"], [2.0, 4.0])
+    with pytest.raises(KeyError, match="not one of the 2 params"):
+        gs[tp.array([1.0])]
+
+
+def test_grads_arithmetic_map_and_copy() -> None:
+    x = tp.array([1.0, 2.0])
+    y = tp.array([3.0])
+    ps = tp.Params([x, y])
+    a = tp.gradient(lambda: tnp.sum(x * x), ps)
+    b = tp.gradient(lambda: tnp.sum(x) + tnp.sum(y), ps)
+    np.testing.assert_array_equal((a + b)[x], [3.0, 5.0])
+    np.testing.assert_array_equal((a + b)[y], [1.0])
+    np.testing.assert_array_equal((a - b)[y], [-1.0])
+    np.testing.assert_array_equal((2 * a)[x], [4.0, 8.0])
+    np.testing.assert_array_equal((a * 0.5)[x], [1.0, 2.0])
+    np.testing.assert_array_equal((-a / 2)[x], [-1.0, -2.0])
+    assert (a * 3)[y] is None
+    np.testing.assert_array_equal(a.map(np.sqrt)[x], np.sqrt([2.0, 4.0]))
+    c = a.copy()
+    c[x][0] = 100.0
+    assert a[x][0] == 2.0
+    other = tp.gradient(lambda: tnp.sum(x), tp.Params([x, y]))
+    with pytest.raises(ValueError, match="same Params"):
+        _ = a + other
+
+
+def test_gradients_are_fresh_unaliased_arrays() -> None:
+    x = tp.array([1.0, 2.0], name="x")
+    y = tp.array([3.0, 4.0], name="y")
+    gs = tp.gradient(lambda: tnp.sum(x + y), tp.Params([x, y]))
+    assert gs[x] is not gs[y] and not np.shares_memory(gs[x], gs[y])
+    assert not np.shares_memory(gs[x], gs.globals["x"])
+    gs[x][0] = 10.0
+    assert gs[y][0] == 1.0
+
+
+def test_pullback_back_runs_many_times_and_is_linear() -> None:
+    x = tp.array([1.0, 2.0, 3.0])
+    value, back = tp.pullback(lambda: tnp.tanh(x) * x, tp.Params([x]))
+    np.testing.assert_allclose(value, np.tanh([1.0, 2.0, 3.0]) * [1.0, 2.0, 3.0])
+    seed = np.array([1.0, -2.0, 0.5])
+    first = back(seed)[x]
+    np.testing.assert_array_equal(back(seed)[x], first)
+    np.testing.assert_allclose(back(3 * seed)[x], 3 * first)
+
+
+def test_withgradient_returns_the_value() -> None:
+    x = tp.array([3.0])
+    value, gs = tp.withgradient(lambda: tnp.sum(x * x), tp.Params([x]))
+    assert float(value) == 9.0 and gs[x].tolist() == [6.0]
+
+
+def test_jacobian_matches_jax() -> None:
+    v = np.array([[0.5, -1.0], [2.0, 0.3]])
+    w = tp.array(v)
+    b = tp.array([0.1, 0.2])
+    jac = tp.jacobian(lambda: tnp.tanh(w @ b) * b, tp.Params([w, b]))
+    jw, jb = jax.jacobian(lambda a, c: jnp.tanh(a @ c) * c, argnums=(0, 1))(v, b.numpy())
+    assert jac[w].shape == (2, 2, 2)
+    np.testing.assert_allclose(jac[w], jw, rtol=1e-12)
+    np.testing.assert_allclose(jac[b], jb, rtol=1e-12)
+
+
+def test_storage_policy_partial_view_sees_its_slice_of_the_total() -> None:
+    x = tp.array(np.arange(5.0), name="x")
+    middle = x[1:3]
+    middle.name = "x[1:3]"
+    f = lambda: tnp.sum(middle * middle) + tnp.sum(x)  # noqa: E731
+    total = 2 * np.where((np.arange(5) >= 1) & (np.arange(5) < 3), np.arange(5.0), 0) + 1
+    storage = tp.gradient(f, tp.Params([middle]), alias="storage")
+    np.testing.assert_array_equal(storage[middle], total[1:3])
+    identity = tp.gradient(f, tp.Params([x, middle]))
+    np.testing.assert_array_equal(identity[x], np.ones(5))
+    np.testing.assert_array_equal(identity[middle], [2.0, 4.0])
+
+
+def test_storage_policy_through_transposed_and_reversed_views() -> None:
+    w = tp.array(np.arange(6.0).reshape(2, 3))
+    flipped = w[:, ::-1].T  # (3, 2), negative strides
+    f = lambda: tnp.sum(flipped * np.arange(6.0).reshape(3, 2)) + tnp.sum(w * w)  # noqa: E731
+    with pytest.warns(tp.AliasWarning):
+        gs = tp.gradient(f, tp.Params([w, flipped]), alias="storage")
+    expected = 2 * w.numpy() + np.arange(6.0).reshape(3, 2).T[:, ::-1]
+    np.testing.assert_array_equal(gs[w], expected)
+    np.testing.assert_array_equal(gs[flipped], expected[:, ::-1].T)
+    assert gs.shared_storage == [(w, flipped)]
+
+
+def test_view_made_inside_the_function_reaches_its_parent_under_identity() -> None:
+    w = tp.array(np.ones((2, 3)))
+    gs = tp.gradient(lambda: tnp.sum(w.T[1:] * 2.0), tp.Params([w]))
+    np.testing.assert_array_equal(gs[w], [[0.0, 2.0, 2.0], [0.0, 2.0, 2.0]])
+
+
+def test_unnamed_leaves_have_no_global_entries() -> None:
+    x = tp.array([1.0])
+    gs = tp.gradient(lambda: tnp.sum(x), tp.Params([x]))
+    assert gs.globals == {}
+
+
+def test_custom_primitive_with_defvjp() -> None:
+    cube = tp.primitive(lambda x: x ** 3, "cube_test")
+    tp.defvjp(cube, lambda ans, x: lambda g: 3 * x ** 2 * g)
+    x = tp.array([2.0])
+    assert tp.gradient(lambda: tnp.sum(cube(x)), tp.Params([x]))[x].tolist() == [12.0]
+    assert "cube_test" in tp.REGISTRY
