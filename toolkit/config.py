@@ -59,8 +59,9 @@ class OptimizerSpec:
     """An optax optimizer by name: ``getattr(optax, name)(**kwargs)``.
 
     Example:
-        >>> OptimizerSpec("sgd", {"learning_rate": 0.1}, "sgd(learning_rate=0.1)").build()
-        GradientTransformationExtraArgs(...)  # doctest: +ELLIPSIS
+        >>> tx = OptimizerSpec("sgd", {"learning_rate": 0.1}, "sgd(learning_rate=0.1)").build()
+        >>> tx.update({"w": 1.0}, tx.init({"w": 0.0}))[0]
+        {'w': -0.1}
     """
 
     name: str

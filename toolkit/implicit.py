@@ -144,6 +144,9 @@ class ImplicitTrainer:
     ) -> None:
         import jax
 
+        from toolkit.explicit import use_dtype
+
+        use_dtype(values)  # optax state in float64 for float64 storages
         self.strategy = strategy
         self._model = _Model(strategy, case, values, data, wrt)
         arrays = self._model.arrays

@@ -13,7 +13,15 @@ Example:
 """
 
 from toolkit.explicit._alias import Alias, alias_namespace, unwrap
-from toolkit.explicit._layout import Layout
+from toolkit.explicit._layout import Layout, use_dtype
 from toolkit.explicit._run import ExplicitTrainer, compute_gradients
 
-__all__ = ["Alias", "ExplicitTrainer", "Layout", "alias_namespace", "compute_gradients", "unwrap"]
+__all__ = [
+    "Alias",
+    "ExplicitTrainer",
+    "Layout",
+    "alias_namespace",
+    "compute_gradients",
+    "unwrap",
+    "use_dtype",
+]

@@ -117,16 +117,14 @@ class Layout:
             }
         return {p: np.asarray(grads[p]) for p in wrt}
 
-    def tie_drift(self, leaves: Mapping[str, Any]) -> float:
-        """Max abs deviation between each tied copy and ``map(source)``."""
+    def all_ties(self) -> list[Tie]:
+        """Every tie of the case between separate leaves (none for ``explicit-shared``)."""
         if self.strategy == "explicit-shared":
-            return 0.0
-        drift = 0.0
-        for path, spec in self.case.params.items():
-            if isinstance(spec, TiedParam):
-                expected = self.case.map_of(path).apply(np.asarray(leaves[spec.source]))
-                drift = max(drift, float(np.max(np.abs(np.asarray(leaves[path]) - expected))))
-        return drift
+            return []
+        return [
+            Tie(spec.source, path, self.case.map_of(path))
+            for path, spec in self.case.params.items() if isinstance(spec, TiedParam)
+        ]
 
 
 def _inverse(tie_map: Any, copy: Any, source_shape: tuple[int, ...], path: str) -> Any:

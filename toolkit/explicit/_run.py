@@ -13,7 +13,7 @@ import optax
 from toolkit.experiment import Case
 from toolkit.explicit._layout import Layout
 from toolkit.strategies import GradientResult
-from toolkit.transforms import merge_tied_gradients, tied
+from toolkit.transforms import merge_tied_gradients, tie_drift, tied
 
 
 def _device_data(data: Mapping[str, Any]) -> dict[str, jax.Array]:
@@ -95,6 +95,8 @@ class ExplicitTrainer:
             return value, optax.apply_updates(diff, updates), state
 
         self._step = step
+        all_ties = self.layout.all_ties()
+        self._drift = jax.jit(lambda leaves: tie_drift(leaves, all_ties)) if all_ties else None
 
     def step(self) -> float:
         """Returns the loss at the current parameters, then applies one update."""
@@ -113,4 +115,6 @@ class ExplicitTrainer:
 
     def tie_drift(self) -> float:
         """Max abs deviation between tied copies and ``map(source)``; 0.0 when shared."""
-        return self.layout.tie_drift(self._leaves())
+        if self._drift is None:
+            return 0.0
+        return max(float(d) for d in self._drift(self._leaves()).values())
