@@ -13,6 +13,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -62,8 +63,11 @@ class TieMap:
         raise NotImplementedError
 
     def accumulate(self, acc: Any, g: Any) -> Any:
-        """Returns ``acc + mapᵀ(g)``: a target gradient ``g`` added in source coordinates."""
-        raise NotImplementedError
+        """Returns ``acc + mapᵀ(g)``: a target gradient ``g`` added in source coordinates.
+
+        An invertible map only rearranges elements, so its transpose is its inverse.
+        """
+        return acc + match_sharding(self.inverse(g, acc.shape), acc)
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TieMap) and str(self) == str(other)
@@ -85,9 +89,6 @@ class _Identity(TieMap):
     def inverse(self, y: Any, source_shape: Sequence[int] | None = None) -> Any:
         return y
 
-    def accumulate(self, acc: Any, g: Any) -> Any:
-        return acc + g
-
     def __str__(self) -> str:
         return "identity"
 
@@ -108,9 +109,6 @@ class _Transpose(TieMap):
 
     def inverse(self, y: Any, source_shape: Sequence[int] | None = None) -> Any:
         return y.T
-
-    def accumulate(self, acc: Any, g: Any) -> Any:
-        return acc + g.T
 
     def __str__(self) -> str:
         return "transpose"
@@ -137,9 +135,6 @@ class _Permute(TieMap):
 
     def inverse(self, y: Any, source_shape: Sequence[int] | None = None) -> Any:
         return y.transpose(self.inverse_axes)
-
-    def accumulate(self, acc: Any, g: Any) -> Any:
-        return acc + g.transpose(self.inverse_axes)
 
     def __str__(self) -> str:
         return "(" + ", ".join(map(str, self.axes)) + ("," if len(self.axes) == 1 else "") + ")"
@@ -170,11 +165,6 @@ class _Adjoint(TieMap):
         if from_vector:
             return y.reshape((y.shape[1],))
         return y.T
-
-    def accumulate(self, acc: Any, g: Any) -> Any:
-        if acc.ndim == 1:
-            return acc + g.reshape(acc.shape)
-        return acc + g.T
 
     def __str__(self) -> str:
         return "adjoint"
@@ -237,6 +227,22 @@ class _Index(TieMap):
 
     def __str__(self) -> str:
         return "[" + ", ".join(_entry_str(e) for e in self.index) + "]"
+
+
+def match_sharding(x: Any, like: Any) -> Any:
+    """Returns ``x`` resharded to ``like``'s explicit sharding, where they differ.
+
+    A transpose carries its operand's sharding to the other axis; under explicit sharding
+    (``jax.sharding.AxisType.Explicit``) adding it to an array sharded the original way is an
+    error rather than an implicit all-to-all. Elsewhere (numpy, unsharded or auto-sharded
+    arrays) both specs are unconstrained and ``x`` is returned as is.
+    """
+    if not isinstance(x, jax.Array) or not isinstance(like, jax.Array):
+        return x
+    spec = jax.typeof(like).sharding.spec
+    if jax.typeof(x).sharding.spec == spec:
+        return x
+    return jax.sharding.reshard(x, spec)
 
 
 def _check_entry(entry: Any) -> IndexEntry:

@@ -10,10 +10,6 @@ import optax
 from toolkit.transforms._ties import Plan, Tie, broadcast_leaves, merge_leaves, resolve
 
 
-def _merged(updates: Any, plan: Plan) -> list[Any]:
-    return merge_leaves(plan.treedef.flatten_up_to(updates), plan)
-
-
 def merge_tied_gradients(ties: Sequence[Tie]) -> optax.GradientTransformation:
     """Gives every member of a tie group the group's total gradient.
 
@@ -50,7 +46,9 @@ def merge_tied_gradients(ties: Sequence[Tie]) -> optax.GradientTransformation:
     ) -> tuple[optax.Updates, optax.EmptyState]:
         del params
         plan = resolve(ties, updates)
-        return plan.treedef.unflatten(broadcast_leaves(_merged(updates, plan), plan)), state
+        leaves = plan.treedef.flatten_up_to(updates)
+        merged = broadcast_leaves(merge_leaves(leaves, plan), plan, leaves)
+        return plan.treedef.unflatten(merged), state
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -79,8 +77,14 @@ def tied(
     through the map. ``inner`` therefore sees exactly the leaves of the shared (one leaf per
     real parameter) model: one optimizer state per real parameter, global-norm clipping and
     weight decay count each parameter once, and the result equals running ``inner`` on the
-    shared model. Since targets receive ``map(update of source)``, a tie that holds at ``init``
-    holds exactly after every step, whatever ``inner`` does.
+    shared model. Since targets receive exactly ``map(update of source)``, a tie that holds at
+    ``init`` holds after every step, whatever ``inner`` does. (Applying the updates can still
+    leave last-bit differences: XLA on CPU may contract ``p + u`` into a fused multiply-add in
+    the loop that updates the source and not in the one that updates a target, e.g. a short
+    slice. :func:`materialize_ties` resets targets from sources when that matters.)
+
+    Under explicit sharding a target's update is resharded to the target's own sharding, and
+    a target's gradient to its source's before it is added.
 
     Under ``jax.jit`` the merge, the inner update and the broadcast are one traced function, so
     XLA fuses the transposes into the optimizer's elementwise passes rather than materialising
@@ -120,16 +124,17 @@ def tied(
         **extra_args: Any,
     ) -> tuple[optax.Updates, TiedState]:
         plan = resolve(ties, updates)
+        leaves = plan.treedef.flatten_up_to(updates)
         masked_params = (
             None if params is None else _mask_targets(plan.treedef.flatten_up_to(params), plan)
         )
         inner_updates, inner_state = inner.update(
-            _mask_targets(_merged(updates, plan), plan),
+            _mask_targets(merge_leaves(leaves, plan), plan),
             state.inner_state,
             masked_params,
             **extra_args,
         )
-        leaves = plan.treedef.flatten_up_to(inner_updates)
-        return plan.treedef.unflatten(broadcast_leaves(leaves, plan)), TiedState(inner_state)
+        out = broadcast_leaves(plan.treedef.flatten_up_to(inner_updates), plan, leaves)
+        return plan.treedef.unflatten(out), TiedState(inner_state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)

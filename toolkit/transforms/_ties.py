@@ -10,7 +10,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from toolkit.transforms._maps import TieMap, parse_map
+from toolkit.transforms._maps import TieMap, match_sharding, parse_map
 
 KeyPath = tuple[Any, ...]
 Path = str | KeyPath
@@ -187,11 +187,11 @@ def merge_leaves(leaves: Sequence[Any], plan: Plan) -> list[Any]:
     return out
 
 
-def broadcast_leaves(leaves: Sequence[Any], plan: Plan) -> list[Any]:
-    """Writes every target as ``map(source)``, roots first."""
+def broadcast_leaves(leaves: Sequence[Any], plan: Plan, like: Sequence[Any]) -> list[Any]:
+    """Writes every target as ``map(source)``, roots first, sharded like ``like``'s target."""
     out = list(leaves)
     for link in plan.links:
-        out[link.target] = link.map.apply(out[link.source])
+        out[link.target] = match_sharding(link.map.apply(out[link.source]), like[link.target])
     return out
 
 
@@ -208,11 +208,15 @@ def materialize_ties(params: Any, ties: Sequence[Tie]) -> Any:
         6.0
     """
     plan = resolve(ties, params)
-    return plan.treedef.unflatten(broadcast_leaves(plan.treedef.flatten_up_to(params), plan))
+    leaves = plan.treedef.flatten_up_to(params)
+    return plan.treedef.unflatten(broadcast_leaves(leaves, plan, leaves))
 
 
 def tie_drift(params: Any, ties: Sequence[Tie]) -> dict[str, jax.Array]:
     """Measures how far each tie has drifted: ``max |target - map(source)|``.
+
+    ``map(source)`` is what :func:`materialize_ties` would write: in a chain ``a -> b -> c``,
+    ``c`` is compared with the map applied to ``b`` recomputed from ``a``.
 
     Returns:
         A dict from each target's dotted path to a scalar (0 for a tie that holds exactly). It
@@ -226,14 +230,11 @@ def tie_drift(params: Any, ties: Sequence[Tie]) -> dict[str, jax.Array]:
     """
     plan = resolve(ties, params)
     leaves = [jnp.asarray(leaf) for leaf in plan.treedef.flatten_up_to(params)]
+    mapped = broadcast_leaves(leaves, plan, leaves)
     return {
-        link.target_path: _max_abs_diff(leaves[link.target], link.map.apply(leaves[link.source]))
+        link.target_path: jnp.max(jnp.abs(leaves[link.target] - mapped[link.target]))
         for link in plan.links
     }
-
-
-def _max_abs_diff(a: jax.Array, b: jax.Array) -> jax.Array:
-    return jnp.max(jnp.abs(a - b))
 
 
 def detect_ties(params: Any) -> list[Tie]:
