@@ -19,7 +19,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Container
 from typing import Any
 
 import numpy as np
@@ -58,7 +58,9 @@ class Trace:
     Attributes:
         tape: the nodes in execution order.
         leaves: ``id(array) -> slot`` per float leaf read.
-        saved: ``(storage, version, array, primitive name)`` for every storage a VJP reads.
+        saved: ``id(array) -> (storage, version, array, primitive name)`` for every array
+            with a storage that a VJP reads (the first op that saved it; writes are refused
+            while tracing, so its version cannot change before the function returns).
         policy: ``"identity"`` or ``"storage"``.
         param_ids: ids of the differentiated params (the identity policy routes ``.parent``).
         to_param: ``id(param) -> Slot``: gradients that reached a param through ``.parent``.
@@ -72,10 +74,10 @@ class Trace:
         "token",
     )
 
-    def __init__(self, policy: str, param_ids: frozenset[int]) -> None:
+    def __init__(self, policy: str, param_ids: Container[int]) -> None:
         self.tape: list[Node] = []
         self.leaves: dict[int, Slot] = {}
-        self.saved: list[tuple[Storage, int, Array, str]] = []
+        self.saved: dict[int, tuple[Storage, int, Array, str]] = {}
         self.policy = policy
         self.param_ids = param_ids
         self.to_param: dict[int, Slot] = {}
@@ -127,7 +129,7 @@ class Trace:
 
         ``out=None`` (a constant output) only clears the previous call's results.
         """
-        for storage, version, a, prim in self.saved:
+        for storage, version, a, prim in self.saved.values():
             if storage.version != version:
                 raise RuntimeError(
                     f"{describe(a)} was modified in place (version {version} -> "
@@ -388,14 +390,31 @@ def array(data: Any, *, name: str | None = None, dtype: Any = None) -> Array:
     return a
 
 
+def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
+    """Sums ``g`` over the axes that broadcasting added to ``shape``."""
+    if g.shape == shape:
+        return g
+    lead = g.ndim - len(shape)
+    axes = tuple(range(lead)) + tuple(
+        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
+    )
+    return g.sum(axis=axes).reshape(shape)
+
+
+def unbroadcast(vjp: Callable[[Any], Any], shape: tuple[int, ...]) -> Callable[[Any], Any]:
+    """``vjp`` with its result summed back to an input's ``shape`` (every broadcasting op)."""
+    return lambda g: sum_to(vjp(g), shape)
+
+
 class _Spec:
     """A primitive's registry entry: its VJP makers and which arguments the VJPs read."""
 
-    __slots__ = ("argnum_maker", "makers", "name", "saves", "view")
+    __slots__ = ("argnum_maker", "broadcasting", "makers", "name", "saves", "view")
 
-    def __init__(self, name: str, view: bool) -> None:
+    def __init__(self, name: str, view: bool, broadcasting: bool) -> None:
         self.name = name
         self.view = view
+        self.broadcasting = broadcasting
         self.makers: tuple[VJPMaker | None, ...] = ()
         self.argnum_maker: Callable[..., Callable[[Any], Any]] | None = None
         self.saves: tuple[int, ...] = ()
@@ -405,8 +424,8 @@ REGISTRY: dict[str, _Spec] = {}
 """Every primitive by name, with its VJP makers: the one VJP registry."""
 
 
-def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = False
-              ) -> Callable[..., Any]:
+def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = False,
+              broadcasting: bool = False) -> Callable[..., Any]:
     """Wraps a NumPy function into a recording primitive (declare its VJP with :func:`defvjp`).
 
     Args:
@@ -414,6 +433,9 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
         name: registry name (default ``raw.__name__``).
         view: the result may share the first argument's memory (``transpose``, basic
             indexing); it then shares its storage and records it as ``.parent``.
+        broadcasting: the arguments broadcast against each other (elementwise ops); the
+            tape sums each VJP's result back to its input's shape, checked once per call
+            when recorded so that same-shape calls pay nothing in the backward pass.
 
     Returns:
         A function of Arrays, NumPy arrays and numbers that returns an Array.
@@ -424,7 +446,7 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
         >>> double(array([1.0])).numpy()
         array([2.])
     """
-    spec = _Spec(name or raw.__name__, view)
+    spec = _Spec(name or raw.__name__, view, broadcasting)
     REGISTRY[spec.name] = spec
 
     def prim(*args: Any, **kwargs: Any) -> Array:
@@ -458,13 +480,19 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
                 if n is None or n[2] is not token:
                     n = tr.leaf(x)
                 if n is not const and makers[0] is not None:
-                    edges.append((n, makers[0](ans, xv, yv)))
+                    vjp = makers[0](ans, xv, yv)
+                    if spec.broadcasting and xv.shape != ans.shape:
+                        vjp = unbroadcast(vjp, xv.shape)
+                    edges.append((n, vjp))
             if ty and nargs <= len(makers):
                 n = y._node
                 if n is None or n[2] is not token:
                     n = tr.leaf(y)
                 if n is not const and makers[1] is not None:
-                    edges.append((n, makers[1](ans, xv, yv)))
+                    vjp = makers[1](ans, xv, yv)
+                    if spec.broadcasting and yv.shape != ans.shape:
+                        vjp = unbroadcast(vjp, yv.shape)
+                    edges.append((n, vjp))
         out = _alloc(Array)
         out._data = ans
         out._storage = out._parent = out.name = None
@@ -475,12 +503,13 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
         tr.tape.append(node)
         for i in spec.saves:
             a = args[i]
-            if type(a) is Array and a._storage is not None:
-                tr.saved.append((a._storage, a._storage.version, a, spec.name))
+            if type(a) is Array and a._storage is not None and id(a) not in tr.saved:
+                tr.saved[id(a)] = (a._storage, a._storage.version, a, spec.name)
         return out
 
     prim.__name__ = prim.__qualname__ = spec.name
-    prim.__doc__ = getattr(raw, "__doc__", None)
+    # NumPy's own docstring would bring its doctests along; point to it instead.
+    prim.__doc__ = f"Differentiable ``{spec.name}``: NumPy's semantics, recorded on the tape."
     prim._spec = spec  # type: ignore[attr-defined]
     return prim
 
@@ -513,10 +542,16 @@ def _call(spec: _Spec, raw: Callable[..., Any], tr: Trace | None, args: tuple[An
             continue
         if makers:
             mk = makers[i] if i < len(makers) else None
-            if mk is not None:
-                edges.append((n, mk(ans, *vals, **kwargs)))
+            if mk is None:
+                continue
+            vjp = mk(ans, *vals, **kwargs)
         elif spec.argnum_maker is not None:
-            edges.append((n, spec.argnum_maker(i, ans, *vals, **kwargs)))
+            vjp = spec.argnum_maker(i, ans, *vals, **kwargs)
+        else:
+            continue
+        if spec.broadcasting and vals[i].shape != np.shape(ans):
+            vjp = unbroadcast(vjp, vals[i].shape)
+        edges.append((n, vjp))
     if not edges:
         out._node = tr.const
         return out
@@ -525,8 +560,8 @@ def _call(spec: _Spec, raw: Callable[..., Any], tr: Trace | None, args: tuple[An
     for i in spec.saves:
         if i < len(args):
             a = args[i]
-            if type(a) is Array and a._storage is not None:
-                tr.saved.append((a._storage, a._storage.version, a, spec.name))
+            if type(a) is Array and a._storage is not None and id(a) not in tr.saved:
+                tr.saved[id(a)] = (a._storage, a._storage.version, a, spec.name)
     return out
 
 

@@ -180,7 +180,7 @@ def pullback(f: Callable[[], Any], params: Params | Iterable[Array], *,
         array([2., 4.])
     """
     ps = _check(params, alias)
-    tr = Trace(alias, frozenset(id(p) for p in ps))
+    tr = Trace(alias, ps._ids)
     prev = set_trace(tr)
     try:
         out = f()

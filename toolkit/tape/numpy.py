@@ -3,8 +3,9 @@
 Functions take :class:`~toolkit.tape.Array` arguments mixed with NumPy arrays and Python
 numbers (constants) and return Arrays. Signatures follow NumPy/``jax.numpy`` (``axis=``,
 ``keepdims=``) so a loss written once runs on both. Broadcasting works everywhere; every
-gradient is summed back to its input's shape by :func:`unbroadcast`. Names NumPy has but this
-engine does not differentiate raise ``TypeError`` naming them.
+gradient is summed back to its input's shape (by the tape, for every primitive declared with
+``broadcasting=True``). Names NumPy has but this engine does not differentiate raise
+``TypeError`` naming them.
 
 Example:
     >>> import toolkit.tape as tp
@@ -16,7 +17,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -31,6 +31,7 @@ from toolkit.tape._core import (
     defvjp_argnum,
     nondifferentiable,
     primitive,
+    sum_to,
 )
 
 float32 = np.float32
@@ -44,53 +45,31 @@ inf = np.inf
 nan = np.nan
 
 
-def _sum_to(g: Any, shape: tuple[int, ...]) -> Any:
-    """Sums ``g`` over the axes that broadcasting added to ``shape``."""
-    if g.shape == shape:
-        return g
-    lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        lead + i for i, n in enumerate(shape) if n == 1 and g.shape[lead + i] != 1
-    )
-    return g.sum(axis=axes).reshape(shape)
-
-
-def unbroadcast(vjp: Callable[[Any], Any], ans: Any, x: Any) -> Callable[[Any], Any]:
-    """``vjp`` for input ``x`` of a broadcasting op: its result summed back to ``x``'s shape.
-
-    Every binary op's VJP goes through here. The check runs once, when the op is recorded, so
-    the backward pass of a non-broadcasting op pays nothing for it.
-    """
-    if ans.shape == x.shape:
-        return vjp
-    shape = x.shape
-    return lambda g: _sum_to(vjp(g), shape)
-
-
 def _unreduce(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
-    """Broadcasts a reduction's gradient back over the reduced axes of ``x``."""
+    """Spreads a reduction's gradient back over the reduced axes of ``x`` (a fresh array)."""
     if axis is not None and not keepdims:
-        g = np.expand_dims(g, axis)
-    return np.broadcast_to(g, x.shape)
+        axes = {a % x.ndim for a in (axis if isinstance(axis, tuple) else (axis,))}
+        g = np.reshape(g, tuple(1 if i in axes else n for i, n in enumerate(x.shape)))
+    # A contiguous copy, not a stride-0 broadcast view: BLAS-backed VJPs downstream need it.
+    out = np.empty(x.shape, dtype=np.result_type(g))
+    out[...] = g
+    return out
 
 
 # --- elementwise arithmetic -------------------------------------------------------------------
 
-add = primitive(np.add, "add")
-defvjp(add, lambda ans, x, y: unbroadcast(_identity, ans, x),
-       lambda ans, x, y: unbroadcast(_identity, ans, y), saves=())
+add = primitive(np.add, "add", broadcasting=True)
+defvjp(add, lambda ans, x, y: _identity, lambda ans, x, y: _identity, saves=())
 
-subtract = primitive(np.subtract, "subtract")
-defvjp(subtract, lambda ans, x, y: unbroadcast(_identity, ans, x),
-       lambda ans, x, y: unbroadcast(np.negative, ans, y), saves=())
+subtract = primitive(np.subtract, "subtract", broadcasting=True)
+defvjp(subtract, lambda ans, x, y: _identity, lambda ans, x, y: np.negative, saves=())
 
-multiply = primitive(np.multiply, "multiply")
-defvjp(multiply, lambda ans, x, y: unbroadcast(lambda g: g * y, ans, x),
-       lambda ans, x, y: unbroadcast(lambda g: g * x, ans, y))
+multiply = primitive(np.multiply, "multiply", broadcasting=True)
+defvjp(multiply, lambda ans, x, y: lambda g: g * y, lambda ans, x, y: lambda g: g * x)
 
-divide = primitive(np.divide, "divide")
-defvjp(divide, lambda ans, x, y: unbroadcast(lambda g: g / y, ans, x),
-       lambda ans, x, y: unbroadcast(lambda g: -g * ans / y, ans, y), saves=(1,))
+divide = primitive(np.divide, "divide", broadcasting=True)
+defvjp(divide, lambda ans, x, y: lambda g: g / y,
+       lambda ans, x, y: lambda g: -g * ans / y, saves=(1,))
 true_divide = divide
 
 negative = primitive(np.negative, "negative")
@@ -102,9 +81,9 @@ def _log_or_zero(x: Any) -> Any:
     return np.log(np.where(x == 0, 1, x))
 
 
-power = primitive(np.power, "power")
-defvjp(power, lambda ans, x, y: unbroadcast(lambda g: g * y * np.power(x, y - 1), ans, x),
-       lambda ans, x, y: unbroadcast(lambda g: g * _log_or_zero(x) * ans, ans, y))
+power = primitive(np.power, "power", broadcasting=True)
+defvjp(power, lambda ans, x, y: lambda g: g * y * np.power(x, y - 1),
+       lambda ans, x, y: lambda g: g * _log_or_zero(x) * ans)
 
 square = primitive(np.square, "square")
 defvjp(square, lambda ans, x: lambda g: 2 * x * g)
@@ -150,18 +129,18 @@ def _balanced(win: Any, tie: Any) -> Any:
     return win + 0.5 * tie
 
 
-maximum = primitive(np.maximum, "maximum")
-defvjp(maximum, lambda ans, x, y: unbroadcast(lambda g: g * _balanced(x > y, x == y), ans, x),
-       lambda ans, x, y: unbroadcast(lambda g: g * _balanced(y > x, x == y), ans, y))
+maximum = primitive(np.maximum, "maximum", broadcasting=True)
+defvjp(maximum, lambda ans, x, y: lambda g: g * _balanced(x > y, x == y),
+       lambda ans, x, y: lambda g: g * _balanced(y > x, x == y))
 
-minimum = primitive(np.minimum, "minimum")
-defvjp(minimum, lambda ans, x, y: unbroadcast(lambda g: g * _balanced(x < y, x == y), ans, x),
-       lambda ans, x, y: unbroadcast(lambda g: g * _balanced(y < x, x == y), ans, y))
+minimum = primitive(np.minimum, "minimum", broadcasting=True)
+defvjp(minimum, lambda ans, x, y: lambda g: g * _balanced(x < y, x == y),
+       lambda ans, x, y: lambda g: g * _balanced(y < x, x == y))
 
-where = primitive(np.where, "where")
+where = primitive(np.where, "where", broadcasting=True)
 defvjp(where, None,
-       lambda ans, c, x, y: unbroadcast(lambda g: np.where(c, g, 0), ans, x),
-       lambda ans, c, x, y: unbroadcast(lambda g: np.where(c, 0, g), ans, y), saves=(0,))
+       lambda ans, c, x, y: lambda g: np.where(c, g, 0),
+       lambda ans, c, x, y: lambda g: np.where(c, 0, g), saves=(0,))
 
 # --- linear algebra ---------------------------------------------------------------------------
 
@@ -181,9 +160,9 @@ def _matmul_vjp(argnum: int, x: Any, y: Any) -> Any:
         if x.ndim == 1:
             g = np.expand_dims(g, -2)
         if argnum == 0:
-            gx = _sum_to(g @ np.swapaxes(ym, -1, -2), xm.shape)
+            gx = sum_to(g @ np.swapaxes(ym, -1, -2), xm.shape)
             return gx if x.ndim > 1 else gx.reshape(x.shape)
-        gy = _sum_to(np.swapaxes(xm, -1, -2) @ g, ym.shape)
+        gy = sum_to(np.swapaxes(xm, -1, -2) @ g, ym.shape)
         return gy if y.ndim > 1 else gy.reshape(y.shape)
 
     return vjp
@@ -314,7 +293,7 @@ defvjp(adjoint, lambda ans, x: lambda g: np.reshape(g, x.shape) if x.ndim == 1 e
 
 # Broadcasting copies: a stride-0 view as a leaf would alias its own elements.
 broadcast_to = primitive(lambda x, shape: np.array(np.broadcast_to(x, shape)), "broadcast_to")
-defvjp(broadcast_to, lambda ans, x, shape: lambda g: _sum_to(g, x.shape), saves=())
+defvjp(broadcast_to, lambda ans, x, shape: lambda g: sum_to(g, x.shape), saves=())
 
 
 def _concat_vjp(i: int, ans: Any, axis: int, *xs: Any) -> Any:
@@ -542,7 +521,7 @@ Array.min = _method(min)
 SUPPORTED = tuple(sorted(
     name for name, value in globals().items() if not name.startswith("_") and callable(value)
     and name not in {"annotations", "Any", "Array", "REGISTRY", "defvjp", "defvjp_argnum",
-                     "nondifferentiable", "primitive", "unbroadcast"}
+                     "nondifferentiable", "primitive", "sum_to"}
 ))
 
 
@@ -559,4 +538,4 @@ def __getattr__(name: str) -> Any:
     )
 
 
-__all__ = [*SUPPORTED, "REGISTRY", "e", "inf", "nan", "newaxis", "pi", "unbroadcast"]
+__all__ = [*SUPPORTED, "REGISTRY", "e", "inf", "nan", "newaxis", "pi"]
