@@ -4,7 +4,8 @@ The seed's cases read ``xt.parent`` (the array a lazy wrapper wraps). JAX arrays
 attribute, and jax 0.10 no longer converts objects through ``__jax_array__`` when tracing, so a
 tied parameter is handed to the loss as an :class:`Alias`: it forwards arithmetic, indexing
 and attributes (``.T``, ``.shape``, ``.reshape``) to its value, and the loss's namespace
-(:func:`alias_namespace`) unwraps it in every function call.
+(:func:`alias_namespace`) unwraps it in every function call. Code calling ``jax.numpy``
+directly can convert one with ``jnp.asarray(alias)``.
 
 Example:
     >>> import jax.numpy as jnp
@@ -57,6 +58,10 @@ class Alias:
         if name.startswith("__"):
             raise AttributeError(name)
         return getattr(self.value, name)
+
+    def __jax_array__(self) -> Any:
+        # jnp.asarray(alias) still honours this in jax 0.10; implicit conversion does not.
+        return self.value
 
     def __getitem__(self, index: Any) -> Any:
         return self.value[index]

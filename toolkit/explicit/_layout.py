@@ -46,18 +46,17 @@ class Layout:
     """A case's parameters as JAX leaves, for one strategy.
 
     Attributes:
-        strategy: ``explicit``, ``explicit-merged``, ``explicit-shared`` or ``tied``.
+        strategy: ``explicit``, ``explicit-merged`` (also the ``tied`` trainer's layout) or
+            ``explicit-shared``.
         case: the experiment case.
         leaves: initial value of every leaf, keyed by parameter path.
         diff: the differentiated leaves.
-        ties: ties among the differentiated leaves (merged and tied layouts only).
     """
 
     strategy: str
     case: Case
     leaves: dict[str, jax.Array]
     diff: tuple[str, ...]
-    ties: tuple[Tie, ...]
 
     @classmethod
     def build(
@@ -68,19 +67,14 @@ class Layout:
         storages = _unique([case.storage_of(p) for p in wrt])
         if strategy == "explicit-shared":
             leaves = {s: jnp.asarray(values[s]) for s in case.sources}
-            return cls(strategy, case, leaves, storages, ())
+            return cls(strategy, case, leaves, storages)
         leaves = {
             path: jnp.asarray(case.map_of(path).apply(np.asarray(values[case.storage_of(path)])))
             for path in case.params
         }
         if strategy == "explicit":
-            return cls(strategy, case, leaves, _unique(wrt), ())
-        diff = tuple(a for s in storages for a in case.aliases_of(s))
-        ties = tuple(
-            Tie(case.storage_of(a), a, case.map_of(a)) for a in diff
-            if isinstance(case.params[a], TiedParam)
-        )
-        return cls(strategy, case, leaves, diff, ties)
+            return cls(strategy, case, leaves, _unique(wrt))
+        return cls(strategy, case, leaves, tuple(a for s in storages for a in case.aliases_of(s)))
 
     def split(self) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
         """The leaves as ``(differentiated, constant)`` dicts."""
@@ -116,6 +110,13 @@ class Layout:
                 for p in wrt
             }
         return {p: np.asarray(grads[p]) for p in wrt}
+
+    @property
+    def ties(self) -> list[Tie]:
+        """The ties ``explicit-merged`` and ``tied`` merge: those among differentiated leaves."""
+        if self.strategy != "explicit-merged":
+            return []
+        return [t for t in self.all_ties() if t.target in self.diff]
 
     def all_ties(self) -> list[Tie]:
         """Every tie of the case between separate leaves (none for ``explicit-shared``)."""

@@ -32,7 +32,8 @@ def compute_gradients(
     See :func:`toolkit.strategies.compute_gradients`.
     """
     layout = Layout.build(strategy, case, values, wrt)
-    merge = merge_tied_gradients(layout.ties) if layout.ties else None
+    ties = layout.ties
+    merge = merge_tied_gradients(ties) if ties else None
 
     @jax.jit
     def value_and_grad(diff: Any, const: Any, data: Any) -> Any:
@@ -76,7 +77,7 @@ class ExplicitTrainer:
         self.strategy = strategy
         layout_strategy = "explicit-merged" if strategy == "tied" else strategy
         self.layout = Layout.build(layout_strategy, case, values, wrt)
-        ties = list(self.layout.ties)
+        ties = self.layout.ties
         if strategy == "tied":
             tx = tied(optimizer, ties)
         elif strategy == "explicit-merged" and ties:
