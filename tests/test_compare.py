@@ -55,3 +55,50 @@ def test_unexplained_error_is_reported_as_wrong():
     out = classify(np.array([5.0]), np.array([2.0]), {"x": np.array([1.0])}, listed=["x"],
                    rtol=1e-6, atol=1e-9)
     assert out.startswith("wrong (max abs error 3")
+
+
+def slice_case(wrt) -> Case:
+    # b is the first two entries of v; loss = sum(v**2)/2 + 3 * sum(b).
+    return Case(
+        "prefix",
+        {"v": Param((4,), values=[1.0, 2.0, 3.0, 4.0]), "b": tie("v", "[:2]")},
+        lambda np, p, d: 0.5 * np.sum(p.v * p.v) + 3.0 * np.sum(p.b),
+        wrt=wrt,
+    )
+
+
+def test_storage_totals_on_a_slice_double_count_only_the_slice():
+    case = slice_case(("v", "b"))
+    truth = np.array([4.0, 5.0, 3.0, 4.0])  # v + 3 on the prefix, by hand
+    grads = {"v": truth, "b": truth[:2]}
+    v = verdicts(case, grads)
+    assert v[("per-storage", "v")] == EXACT
+    assert v[("per-param", "v")] == "double-counted (via b)"
+
+
+def test_slice_partials_through_views_are_exact_per_param():
+    case = slice_case(("v", "b"))
+    v = verdicts(case, {"v": np.array([1.0, 2.0, 3.0, 4.0]), "b": np.array([3.0, 3.0])})
+    assert v[("per-param", "v")] == EXACT
+    assert v[("per-storage", "v")] == "missing contribution (via b)"
+
+
+def test_identity_tie_is_one_params_entry_for_a_shared_object_engine():
+    # Chain(m, m): the tape holds one object, so Params([w, w]) updates it once.
+    case = Case(
+        "mm",
+        {"w": Param((1,), values=[0.5]), "w2": tie("w")},
+        lambda np, p, d: np.sum(p.w2 * p.w * 3.0),
+        wrt=("w", "w2"),
+    )
+    total = np.array([3.0])  # d/dw 3 w^2 = 6 w = 3
+    shared = verdicts_with(case, {"w": total, "w2": total}, same_object=True)
+    copies = verdicts_with(case, {"w": total, "w2": total}, same_object=False)
+    assert shared[("per-param", "w")] == EXACT
+    assert copies[("per-param", "w")] == "double-counted (via w2)"
+
+
+def verdicts_with(case, grads, *, same_object):
+    ref = compute_reference(case, case.initial_values(0), {})
+    out = judge(case, grads, case.wrt, ref, rtol=1e-6, atol=1e-9, same_object=same_object)
+    return {(v.rule, v.source): v.verdict for v in out}

@@ -7,6 +7,7 @@ Example:
     $ aliasgrad run                      # the embedded demo: the seed's cases + tied autoencoder
     $ aliasgrad run configs/partial_tie.toml --strategies implicit-identity,explicit-shared
     $ aliasgrad list
+    $ aliasgrad publish                  # regenerate results/README.md and results/reference/
     $ aliasgrad show results/seed-20260101-120000
 """
 
@@ -85,6 +86,31 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Runs every shipped config into ``results/reference/`` and rewrites the index."""
+    from toolkit.config import load_config
+    from toolkit.publish import publish_run, write_index
+    from toolkit.runner import run_config
+
+    paths = sorted(_repo_configs().glob("*.toml"))
+    if not paths:
+        raise ConfigError(f"publish: no configs in {str(_repo_configs())!r}")
+    configs = [load_config(p) for p in paths]
+    root = Path(args.out)
+    entries = []
+    failed = False
+    for config in configs:
+        _say(f"running {config.name} ({config.title})")
+        output = run_config(config, progress=_say)
+        folder, plots = publish_run(output, root)
+        entries.append((folder, output.summary, plots))
+        failed |= not output.ok
+        _say(f"{config.name}: {output.timing['total']:.1f} s, "
+             f"checks {sum(c.passed for c in output.checks)}/{len(output.checks)} passed")
+    _say(f"wrote {write_index(root, entries)}")
+    return 1 if failed else 0
+
+
 def cmd_list(args: argparse.Namespace) -> int:
     """Lists shipped configs, experiments and strategies."""
     import experiments
@@ -129,6 +155,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--strategies", help="comma-separated subset of strategies")
     run.add_argument("--json", action="store_true", help="print summaries as JSON on stdout")
     run.set_defaults(func=cmd_run)
+    pub = sub.add_parser(
+        "publish", help="run every shipped config into results/reference and index them"
+    )
+    pub.add_argument("--out", default=str(DEFAULT_OUT), help="results root (default: results)")
+    pub.set_defaults(func=cmd_publish)
     lst = sub.add_parser("list", help="shipped configs, experiments and strategies")
     lst.set_defaults(func=cmd_list)
     show = sub.add_parser("show", help="print a run folder's report")

@@ -64,20 +64,45 @@ def storage_contribution(case: Case, path: str, grad: Any) -> np.ndarray | None:
     return to_storage(case, path, _as_array(grad))
 
 
-def applied_params(case: Case, wrt: Sequence[str], rule: str) -> list[str]:
-    """The listed params whose gradients ``rule`` applies (per-storage: the first of each)."""
-    if rule == "per-param":
-        return list(dict.fromkeys(wrt))
+def param_key(case: Case, path: str, *, same_object: bool) -> str:
+    """Which Params entry ``path`` is: an identity tie is its source's very object when the
+    engine shares objects (the tape), and a leaf of its own otherwise (explicit pytrees)."""
+    spec = case.params[path]
+    if same_object and isinstance(spec, TiedParam) and str(parse_map(spec.map)) == "identity":
+        return spec.source
+    return path
+
+
+def applied_params(
+    case: Case, wrt: Sequence[str], rule: str, *, same_object: bool = False
+) -> list[str]:
+    """The listed params whose gradients ``rule`` applies: one per Params entry (per-param;
+    Params holds an object once) or the first of each storage (per-storage)."""
     first: dict[str, str] = {}
     for path in wrt:
-        first.setdefault(case.storage_of(path), path)
+        key = case.storage_of(path) if rule == "per-storage" else param_key(
+            case, path, same_object=same_object
+        )
+        first.setdefault(key, path)
     return list(first.values())
 
 
 def effective_steps(
-    case: Case, grads: Mapping[str, Any], wrt: Sequence[str], rule: str
+    case: Case,
+    grads: Mapping[str, Any],
+    wrt: Sequence[str],
+    rule: str,
+    *,
+    same_object: bool = False,
 ) -> dict[str, np.ndarray | None]:
     """The (negated, unit learning rate) SGD step on each storage under ``rule``.
+
+    Args:
+        case: the case.
+        grads: wrt path → raw gradient.
+        wrt: the listed params.
+        rule: one of :data:`RULES`.
+        same_object: identity ties are the same object as their source (implicit engines).
 
     Returns:
         source path → storage-shaped step, or None when no listed param sees that storage.
@@ -85,7 +110,7 @@ def effective_steps(
     if rule not in RULES:
         raise ValueError(f"unknown rule {rule!r}; valid: {', '.join(RULES)}")
     steps: dict[str, np.ndarray | None] = {s: None for s in case.sources}
-    for path in applied_params(case, wrt, rule):
+    for path in applied_params(case, wrt, rule, same_object=same_object):
         source = case.storage_of(path)
         contrib = storage_contribution(case, path, grads.get(path))
         zero = np.zeros(case.params[source].shape)
@@ -107,22 +132,27 @@ def classify(
     listed: Sequence[str],
     rtol: float,
     atol: float,
+    reapplied: Mapping[str, np.ndarray] | None = None,
     max_aliases: int = 10,
 ) -> str:
     """Names what ``step`` (in the reference's layout) is relative to ``truth``.
 
-    Tries, in order: exact; the whole gradient applied again through extra listed aliases;
-    missing the partials of a set of aliases; double-counting the partials of a set of
-    listed aliases. Smaller sets come first and, among equals, sets of unlisted aliases (when
-    partials coincide, the unlisted alias is the one that went missing). Else ``wrong``.
+    Tries, in order: exact; missing the partials of a set of aliases; the true gradient
+    applied again through a set of listed aliases (``reapplied``: the truth seen through
+    each alias's view and sent back to the storage); the partials of a set of listed aliases
+    counted twice. Smaller sets come first; among equals, sets of unlisted aliases for
+    "missing" (when partials coincide, the unlisted one went missing) and of non-source
+    aliases for "double-counted". Else ``wrong``.
 
     Args:
         step: the storage's effective step, or None when no listed param sees it.
         truth: the true gradient.
-        partials: alias → derivative through that alias alone (declaration order).
+        partials: alias → derivative through that alias alone (declaration order, source
+            first).
         listed: the aliases whose gradients were applied.
         rtol: relative tolerance.
         atol: absolute tolerance.
+        reapplied: alias → the truth re-applied through that alias (default: ``truth``).
         max_aliases: the search covers this many aliases at most.
     """
     if step is None:
@@ -130,21 +160,23 @@ def classify(
     if _close(step, truth, rtol, atol):
         return EXACT
     residual = step - truth
-    applied = [a for a in partials if a in listed]
-    if len(applied) > 1 and _close(residual, (len(applied) - 1) * truth, rtol, atol):
-        return f"double-counted (via {', '.join(applied[1:])})"
     aliases = list(partials)[:max_aliases]
-    subsets = sorted(
-        (c for n in range(1, len(aliases) + 1) for c in itertools.combinations(aliases, n)),
-        key=lambda c: (len(c), sum(a in listed for a in c)),
-    )
-    for subset in subsets:
+
+    def subsets(names: Sequence[str], key: Any) -> list[tuple[str, ...]]:
+        combos = (c for n in range(1, len(names) + 1) for c in itertools.combinations(names, n))
+        return sorted(combos, key=lambda c: (len(c), sum(key(a) for a in c)))
+
+    for subset in subsets(aliases, lambda a: a in listed):
         if _close(residual, -sum(partials[a] for a in subset), rtol, atol):
             return f"missing contribution (via {', '.join(subset)})"
-    for subset in subsets:
-        if all(a in listed for a in subset) and _close(
-            residual, sum(partials[a] for a in subset), rtol, atol
-        ):
+    again = reapplied if reapplied is not None else dict.fromkeys(aliases, truth)
+    applied = [a for a in aliases if a in listed]
+    not_source = [a for a in applied if a in again]
+    for subset in subsets(not_source, lambda a: a == aliases[0]):
+        if _close(residual, sum(again[a] for a in subset), rtol, atol):
+            return f"double-counted (via {', '.join(subset)})"
+    for subset in subsets(applied, lambda a: a == aliases[0]):
+        if _close(residual, sum(partials[a] for a in subset), rtol, atol):
             return f"double-counted (via {', '.join(subset)})"
     err = float(np.max(np.abs(residual))) if residual.size else 0.0
     return f"wrong (max abs error {err:.3g})"
@@ -160,6 +192,25 @@ class StorageVerdict:
     max_abs_error: float | None
 
 
+def _reapplied(case: Case, reference: Reference, source: str) -> dict[str, np.ndarray]:
+    """Per alias: the true gradient seen through its view and sent back to the storage.
+
+    Under directional checks only full views (invertible maps) can be computed: the truth
+    itself. Slices are then left out of the "double-counted" search.
+    """
+    ref = reference.storages[source]
+    out = {}
+    for alias in case.aliases_of(source):
+        spec = case.params[alias]
+        full_view = not isinstance(spec, TiedParam) or parse_map(spec.map).invertible
+        if full_view:
+            out[alias] = ref.total
+        elif ref.directions is None:
+            view = _view_of_total(case, alias, ref.total.reshape(ref.shape))
+            out[alias] = ref.project(to_storage(case, alias, view))
+    return out
+
+
 def judge(
     case: Case,
     grads: Mapping[str, Any],
@@ -168,22 +219,24 @@ def judge(
     *,
     rtol: float,
     atol: float,
+    same_object: bool = False,
 ) -> list[StorageVerdict]:
     """Verdicts for every storage under both rules.
 
     ``atol`` is widened by three times the reference's own error estimate, so a verdict
-    never hinges on finite-difference noise.
+    never hinges on finite-difference noise. ``same_object``: see :func:`effective_steps`.
     """
     out = []
     for rule in RULES:
-        steps = effective_steps(case, grads, wrt, rule)
-        listed = applied_params(case, wrt, rule)
+        steps = effective_steps(case, grads, wrt, rule, same_object=same_object)
+        listed = applied_params(case, wrt, rule, same_object=same_object)
         for source, ref in reference.storages.items():
             step = steps[source]
             projected = None if step is None else ref.project(step)
             tol = atol + 3 * float(np.max(ref.error, initial=0.0))
             verdict = classify(
-                projected, ref.total, ref.partials, listed=listed, rtol=rtol, atol=tol
+                projected, ref.total, ref.partials, listed=listed, rtol=rtol, atol=tol,
+                reapplied=_reapplied(case, reference, source),
             )
             err = None if projected is None else float(
                 np.max(np.abs(projected - ref.total), initial=0.0)

@@ -46,14 +46,18 @@ def dump_grads(grads: Mapping[str, Any], globals_: Mapping[str, Any]) -> list[st
     return lines
 
 
-def _table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list[str]:
+    """A Markdown table's lines."""
     out = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return out
 
 
-def _case_section(name: str, case: Mapping[str, Any]) -> list[str]:
-    lines = [f"## {name}", ""]
+def case_section(
+    name: str, case: Mapping[str, Any], *, level: str = "##", dumps: bool = True
+) -> list[str]:
+    """A case's Markdown: aliases, reference, verdict table, dumps (optional), training."""
+    lines = [f"{level} {name}", ""]
     if case.get("description"):
         lines += [f"`{case['description']}`", ""]
     lines += [f"Params: `[{', '.join(case['wrt'])}]`. Storages and their aliases: "
@@ -78,24 +82,31 @@ def _case_section(name: str, case: Mapping[str, Any]) -> list[str]:
                 cells.append(f"{listed}<br>others exact")
         rows.append(cells)
     lines += ["Effective SGD step on each storage:", ""]
-    lines += [*_table(["strategy", *RULE_HELP], rows), ""]
-    lines += ["Raw gradients (Zygote-style dump; `# Δ` = max abs difference from the true total "
-              "seen through that param's view):", "", "```"]
+    lines += [*markdown_table(["strategy", *RULE_HELP], rows), ""]
+    if dumps:
+        lines += _dump_block(case)
+    return lines + _training_tables(case, level + "#")
+
+
+def _dump_block(case: Mapping[str, Any]) -> list[str]:
+    lines = ["Raw gradients (Zygote-style dump; `# Δ` = max abs difference from the true total "
+             "seen through that param's view):", "", "```"]
     for strategy, row in case["strategies"].items():
         errors = row.get("raw_max_abs_error", {})
         lines.append(f"{strategy}:")
-        for line, key in zip(
-            dump_grads(row["grads"], row["globals"]),
-            [*row["grads"], *(None for _ in row["globals"])],
-            strict=True,
-        ):
+        keys = [*row["grads"], *(None for _ in row["globals"])]
+        for line, key in zip(dump_grads(row["grads"], row["globals"]), keys, strict=True):
             err = errors.get(key) if key is not None else None
             lines.append(f"    {line}" + (f"    # Δ {err:.2g}" if err is not None else ""))
-    lines += ["```", ""]
+    return [*lines, "```", ""]
+
+
+def _training_tables(case: Mapping[str, Any], level: str) -> list[str]:
+    lines: list[str] = []
     training = case.get("training")
     if training:
         for opt, table in training.items():
-            lines += [f"### Training with {opt}", ""]
+            lines += [f"{level} Training with {opt}", ""]
             rows = [
                 [f"**{s}**", f"{r['final_loss']:.6g}", f"{r['max_tie_drift']:.3g}",
                  f"{r['max_distance_to_shared']:.3g}", r["verdict"]]
@@ -103,7 +114,7 @@ def _case_section(name: str, case: Mapping[str, Any]) -> list[str]:
             ]
             header = ["strategy", "final loss", "max tie drift",
                       "max distance to explicit-shared", "verdict"]
-            lines += [*_table(header, rows), ""]
+            lines += [*markdown_table(header, rows), ""]
     return lines
 
 
@@ -134,7 +145,7 @@ def render_report(
     lines += [f"- FAILED `{c['name']}`: {c['detail']}" for c in failed]
     lines += [""]
     for name, case in summary["cases"].items():
-        lines += _case_section(name, case)
+        lines += case_section(name, case)
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]
     if timing:

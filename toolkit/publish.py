@@ -1,0 +1,145 @@
+"""The committed reference results: every shipped config, run and indexed in ``results/``.
+
+``aliasgrad publish`` runs every ``configs/*.toml`` and writes ``results/reference/<config>/``
+(the run folder: report, summary, gradients, plots) and ``results/README.md`` (per config and
+case, the verdict table of every strategy and the training verdicts, with the plots). Each
+config's folder is staged whole and swapped in only after the new one is complete.
+
+Example:
+    $ aliasgrad publish            # regenerates results/README.md and results/reference/
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from toolkit.report import RULE_HELP, case_section, markdown_table
+from toolkit.runner import RunOutput, write_run
+
+REFERENCE_DIR = "reference"
+# (folder name under reference/, run summary, plot file names) for one config.
+Entry = tuple[str, Mapping[str, Any], Sequence[str]]
+
+
+def short_verdict(verdict: str) -> str:
+    """A table-cell form of a verdict: ``exact``, ``missing (via …)``, ``double (via …)``.
+
+    Example:
+        >>> short_verdict("double-counted (via s.0.W, s.1.W, s.2.W)")
+        'double (via s.0.W, … 3 aliases)'
+    """
+    short = (verdict.replace("missing contribution", "missing")
+             .replace("double-counted", "double")
+             .replace("no step (not in Params)", "—"))
+    head, sep, names = short.partition(" (via ")
+    aliases = names.rstrip(")").split(", ")
+    if sep and len(aliases) > 2:
+        return f"{head} (via {aliases[0]}, … {len(aliases)} aliases)"
+    return short
+
+
+def key_table(summaries: Sequence[Mapping[str, Any]], strategies: Sequence[str]) -> list[str]:
+    """One row per config case; a cell shows the non-exact per-storage verdicts of a strategy
+    under both rules (``per-param / per-storage``)."""
+    rows = []
+    for summary in summaries:
+        for name, case in summary["cases"].items():
+            cells = [f"{Path(summary['config']).stem} / {name}"]
+            for strategy in strategies:
+                row = case["strategies"].get(strategy)
+                if row is None:
+                    cells.append("")
+                    continue
+                parts = []
+                for rule in RULE_HELP:
+                    off = sorted({short_verdict(v) for v in row["verdicts"][rule].values()}
+                                 - {"exact", "—"})
+                    parts.append("; ".join(off) if off else "exact")
+                cells.append(" / ".join(parts))
+            rows.append(cells)
+    return markdown_table(["config / case", *strategies], rows)
+
+
+def training_table(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
+    """One row per (config case, optimizer); cells are the training verdicts."""
+    strategies: dict[str, None] = {}
+    rows = []
+    for summary in summaries:
+        for name, case in summary["cases"].items():
+            for opt, table in case.get("training", {}).items():
+                strategies.update(dict.fromkeys(table))
+                rows.append((f"{Path(summary['config']).stem} / {name} / {opt}", table))
+    if not rows:
+        return []
+    header = ["config / case / optimizer", *strategies]
+    cells = [[label, *(table[s]["verdict"] if s in table else "" for s in strategies)]
+             for label, table in rows]
+    return markdown_table(header, cells)
+
+
+def render_index(entries: Sequence[Entry]) -> str:
+    """``results/README.md``: key tables, then every config's verdicts and plots.
+
+    Args:
+        entries: (folder name under ``reference/``, summary, plot file names) per config.
+    """
+    summaries = [s for _, s, _ in entries]
+    strategies = list(dict.fromkeys(k for s in summaries for k in s["strategies"]))
+    lines = [
+        "# Reference results",
+        "",
+        "Every shipped config, run by `aliasgrad publish` (regenerates this file and "
+        "`reference/`). Gradient cells give the effective SGD step on each storage against "
+        "float64 finite differences, as `per-param / per-storage`:",
+        "",
+        *[f"- **{rule}**: {text}" for rule, text in RULE_HELP.items()],
+        "",
+        "## Gradients: which strategies are exact",
+        "",
+        *key_table(summaries, strategies),
+        "",
+        "## Training: what Adam and friends do to ties",
+        "",
+        "`exact`: within 1e-6 (float64) of the `explicit-shared` trajectory at every step.",
+        "",
+        *training_table(summaries),
+        "",
+    ]
+    for folder, summary, plots in entries:
+        lines += [f"## {summary['title']}", "",
+                  f"Config `{summary['config']}` — full report with raw gradient dumps: "
+                  f"[`{REFERENCE_DIR}/{folder}/report.md`]({REFERENCE_DIR}/{folder}/report.md).",
+                  ""]
+        for name, case in summary["cases"].items():
+            lines += case_section(name, case, level="###", dumps=False)
+        lines += [f"![{p}]({REFERENCE_DIR}/{folder}/{p})" for p in plots] + [""]
+    return "\n".join(lines)
+
+
+def publish_run(output: RunOutput, root: Path) -> tuple[str, list[str]]:
+    """Writes ``output`` to ``root/reference/<config stem>``, replacing the old folder only
+    once the new one is complete. Returns the folder name and its plot files."""
+    base = root / REFERENCE_DIR
+    name = Path(output.config.name).stem
+    fresh = write_run(output, base / ".staging")
+    target = base / name
+    old = base / f".old-{name}"
+    if target.exists():
+        os.rename(target, old)
+    os.rename(fresh, target)
+    shutil.rmtree(old, ignore_errors=True)
+    shutil.rmtree(base / ".staging", ignore_errors=True)
+    return name, sorted(p.name for p in target.glob("*.png"))
+
+
+def write_index(root: Path, entries: Sequence[Entry]) -> Path:
+    """Writes ``root/README.md`` atomically (temporary file, then rename)."""
+    path = root / "README.md"
+    tmp = root / ".README.md.tmp"
+    tmp.write_text(render_index(entries))
+    os.replace(tmp, path)
+    return path
