@@ -452,10 +452,10 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
     def prim(*args: Any, **kwargs: Any) -> Array:
         tr = _trace
         nargs = len(args)
-        if tr is None or kwargs or nargs > 2 or spec.view or not spec.makers:
+        makers = spec.makers
+        if tr is None or kwargs or nargs > 2 or view or not makers:
             return _call(spec, raw, tr, args, kwargs)
         # The hot path (one or two operands, inside a trace), unrolled: it runs once per op.
-        makers = spec.makers
         token = tr.token
         const = tr.const
         edges = []
@@ -481,7 +481,7 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
                     n = tr.leaf(x)
                 if n is not const and makers[0] is not None:
                     vjp = makers[0](ans, xv, yv)
-                    if spec.broadcasting and xv.shape != ans.shape:
+                    if broadcasting and xv.shape != ans.shape:
                         vjp = unbroadcast(vjp, xv.shape)
                     edges.append((n, vjp))
             if ty and nargs <= len(makers):
@@ -490,7 +490,7 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
                     n = tr.leaf(y)
                 if n is not const and makers[1] is not None:
                     vjp = makers[1](ans, xv, yv)
-                    if spec.broadcasting and yv.shape != ans.shape:
+                    if broadcasting and yv.shape != ans.shape:
                         vjp = unbroadcast(vjp, yv.shape)
                     edges.append((n, vjp))
         out = _alloc(Array)
