@@ -197,3 +197,17 @@ def test_custom_primitive_with_defvjp() -> None:
     x = tp.array([2.0])
     assert tp.gradient(lambda: tnp.sum(cube(x)), tp.Params([x]))[x].tolist() == [12.0]
     assert "cube_test" in tp.REGISTRY
+
+
+def test_output_reused_by_another_gradient_before_back() -> None:
+    x = tp.array([1.0, 2.0])
+    kept: list[tp.Array] = []
+
+    def f() -> tp.Array:
+        kept.append(tnp.sum(x * x))
+        return kept[-1]
+
+    _, back = tp.pullback(f, tp.Params([x]))
+    inner = tp.gradient(lambda: kept[0] * 3.0, tp.Params([kept[0]]))
+    assert float(inner[kept[0]]) == 3.0
+    np.testing.assert_array_equal(back()[x], [2.0, 4.0])

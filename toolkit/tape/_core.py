@@ -124,10 +124,18 @@ class Trace:
         out._node = node
         return out
 
-    def backward(self, out: Array | None, seed: Any) -> None:
-        """Runs the tape backwards from ``out`` seeded with ``seed``; leaves' slots hold the result.
+    def sink_of(self, out: Array) -> Node:
+        """Where the gradient of ``out`` enters: its node, or its slot if ``out`` is a leaf.
 
-        ``out=None`` (a constant output) only clears the previous call's results.
+        Taken when the function returns: a later trace may read ``out`` as its own leaf.
+        """
+        n = out._node
+        return self.leaf(out) if n is None or n[2] is not self.token else n
+
+    def backward(self, sink: Node | None, seed: Any) -> None:
+        """Runs the tape backwards from ``sink`` seeded with ``seed``; leaf slots get the result.
+
+        ``sink=None`` (a constant output) only clears the previous call's results.
         """
         for storage, version, a, prim in self.saved.values():
             if storage.version != version:
@@ -139,11 +147,7 @@ class Trace:
         for table in (self.leaves, self.to_param, self.to_wrapper):
             for s in table.values():
                 s[G] = None
-        if out is None:
-            return
-        n = out._node
-        sink = self.leaf(out) if n is None or n[2] is not self.token else n
-        if sink is self.const:
+        if sink is None or sink is self.const:
             return
         sink[G] = seed
         try:

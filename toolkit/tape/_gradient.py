@@ -187,13 +187,12 @@ def pullback(f: Callable[[], Any], params: Params | Iterable[Array], *,
     finally:
         set_trace(prev)
     value = out._data.copy() if isinstance(out, Array) else out
+    differentiable = isinstance(out, Array) and out.dtype.kind == "f"
+    sink = tr.sink_of(out) if differentiable else None
 
     def back(seed: Any = None) -> Grads:
         result = _Result(tr, ps)
-        if isinstance(out, Array) and out.dtype.kind == "f":
-            tr.backward(out, _seed(out, seed))
-        else:
-            tr.backward(None, None)
+        tr.backward(sink, _seed(out, seed) if differentiable else None)
         return result.identity() if alias == "identity" else result.storage()
 
     return value, back
