@@ -1,0 +1,63 @@
+"""The committed reference results agree with a fresh run, and the index renders them."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from toolkit.config import load_config
+from toolkit.publish import key_table, render_index, short_verdict
+from toolkit.runner import run_config
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMITTED = ROOT / "results" / "reference" / "seed" / "summary.json"
+
+
+def rounded(obj):
+    """Floats to 9 significant digits: a fresh run on another BLAS may differ in the last ulp."""
+    if isinstance(obj, float):
+        return float(np.format_float_positional(obj, precision=9, unique=False, fractional=False))
+    if isinstance(obj, dict):
+        return {k: rounded(v) for k, v in obj.items()}
+    if isinstance(obj, list):
+        return [rounded(v) for v in obj]
+    return obj
+
+
+def gradient_view(summary):
+    """What the seed table shows: per case and strategy, raw gradients, globals, verdicts."""
+    return {
+        name: {
+            s: {k: row[k] for k in ("grads", "globals", "verdicts")}
+            for s, row in case["strategies"].items()
+        }
+        for name, case in summary["cases"].items()
+    }
+
+
+def test_committed_seed_table_matches_a_fresh_run():
+    committed = json.loads(COMMITTED.read_text())
+    fresh = run_config(load_config(ROOT / "configs" / "seed.toml")).summary
+    assert rounded(gradient_view(fresh)) == rounded(gradient_view(committed))
+    assert committed["ok"] and fresh["ok"]
+
+
+def test_index_lists_every_committed_config():
+    index = (ROOT / "results" / "README.md").read_text()
+    for config in sorted((ROOT / "configs").glob("*.toml")):
+        assert f"reference/{config.stem}/report.md" in index, config.name
+        assert (ROOT / "results" / "reference" / config.stem / "summary.json").is_file()
+
+
+def test_key_table_marks_only_non_exact_cells():
+    summary = {
+        "config": "configs/x.toml",
+        "cases": {"c": {"strategies": {"a": {"verdicts": {
+            "per-param": {"w": "exact"},
+            "per-storage": {"w": "missing contribution (via wt)"},
+        }}}}},
+    }
+    (_, _, row) = key_table([summary], ["a"])
+    assert row == "| x / c | exact / missing (via wt) |"
+    assert "exact" in render_index([("x", {**summary, "title": "X", "strategies": ["a"]}, [])])
+    assert short_verdict("no step (not in Params)") == "—"
