@@ -52,7 +52,8 @@ def test_index_lists_every_committed_config():
 def test_key_table_marks_only_non_exact_cells():
     summary = {
         "config": "configs/x.toml",
-        "cases": {"c": {"strategies": {"a": {"verdicts": {
+        "cases": {"c": {"wrt": ["w"], "aliases": {"w": ["w", "wt"]}, "reference": {},
+                        "strategies": {"a": {"verdicts": {
             "per-param": {"w": "exact"},
             "per-storage": {"w": "missing contribution (via wt)"},
         }}}}},
