@@ -197,15 +197,15 @@ class _Validator:
                 raise self.error(at, f"unknown key; valid: {_choices(valid)}")
 
     def typed(self, value: Any, kind: type | tuple[type, ...], key: str, what: str) -> Any:
-        bad_bool = isinstance(value, bool) and bool not in (kind if isinstance(kind, tuple)
-                                                           else (kind,))
-        if bad_bool or not isinstance(value, kind):
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        # bool is an int subclass in Python, but `seed = true` is a mistake
+        if not isinstance(value, kinds) or (isinstance(value, bool) and bool not in kinds):
             raise self.error(key, f"expected {what}, got {type(value).__name__} {value!r}")
         return value
 
-    def table(self, raw: Mapping[str, Any], key: str) -> dict[str, Any]:
-        value = raw.get(key.rsplit(".", 1)[-1], {})
-        return self.typed(value, dict, key, "a table")
+    def table(self, raw: Mapping[str, Any], key: str, where: str = "") -> dict[str, Any]:
+        at = f"{where}.{key}" if where else key
+        return self.typed(raw.get(key, {}), dict, at, "a table")
 
     def names(self, value: Any, key: str, valid: tuple[str, ...], what: str) -> tuple[str, ...]:
         self.typed(value, list, key, f"a list of {what} names")
@@ -387,8 +387,7 @@ class _Validator:
                 self.typed(entry, dict, at_s, "a table with grads and/or globals")
                 self.keys(entry, _EXPECT_KEYS, at_s)
                 out.setdefault(case_name, {})[strategy] = {
-                    kind: self.gradients(self.table(entry, f"{at_s}.{kind}"), case,
-                                         f"{at_s}.{kind}")
+                    kind: self.gradients(self.table(entry, kind, at_s), case, f"{at_s}.{kind}")
                     for kind in _EXPECT_KEYS if kind in entry
                 }
         return out
