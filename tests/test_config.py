@@ -58,13 +58,16 @@ def test_relative_experiment_path_resolves_against_the_config(tmp_path: Path) ->
     exp = tmp_path / "my_exp.py"
     exp.write_text(
         "from toolkit.experiment import Case, Param\n"
-        "def cases(k=2.0):\n"
+        "def cases(k=2.0, sizes=(1, 2)):\n"
         "    return [Case('only', {'w': Param((3,))}, lambda np, p, d: k * np.sum(p.w),"
         " ('w',))]\n"
     )
-    (sub / "c.toml").write_text('experiment = "../my_exp.py"\n[hyperparameters]\nk = 3\n')
+    (sub / "c.toml").write_text(
+        'experiment = "../my_exp.py"\n[hyperparameters]\nk = 3\nsizes = [3, 4]\n'
+    )
     cfg = load_config(sub / "c.toml")
-    assert cfg.experiment.name == "my_exp" and cfg.hyperparameters == {"k": 3}
+    assert cfg.experiment.name == "my_exp"
+    assert cfg.hyperparameters == {"k": 3, "sizes": (3, 4)}
 
 
 def test_expectations_are_converted() -> None:

@@ -298,6 +298,7 @@ class _Validator:
 
     def hyperparameters(self, table: dict[str, Any], experiment: Experiment) -> dict[str, Any]:
         defaults = experiment.defaults
+        out = {**defaults, **table}
         for key, value in table.items():
             at = f"hyperparameters.{key}"
             if key not in defaults:
@@ -310,9 +311,12 @@ class _Validator:
             kind: type | tuple[type, ...] = type(default)
             if kind is float:
                 kind = (int, float)
+            elif kind is tuple:  # TOML arrays are lists
+                kind = (list, tuple)
+                out[key] = tuple(value) if isinstance(value, list) else value
             self.typed(value, kind, at, f"{type(default).__name__} like the default "
                        f"{default!r}")
-        return {**defaults, **table}
+        return out
 
     def train(self, raw: dict[str, Any], cases: tuple[str, ...]) -> TrainSpec | None:
         if "train" not in raw:
