@@ -462,19 +462,20 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
         # The hot path (one or two operands, inside a trace), unrolled: it runs once per op.
         token = tr.token
         const = tr.const
-        edges = []
         x = args[0]
         tx = type(x) is Array
         xv = x._data if tx else x
         if nargs == 1:
             ans = raw(xv)
+            edges = []
             if tx:
                 n = x._node
                 if n is None or n[2] is not token:
                     n = tr.leaf(x)
                 if n is not const:
-                    edges.append((n, makers[0](ans, xv)))
+                    edges = [(n, makers[0](ans, xv))]
         else:
+            edges = []
             y = args[1]
             ty = type(y) is Array
             yv = y._data if ty else y
