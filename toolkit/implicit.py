@@ -150,7 +150,10 @@ class ImplicitTrainer:
         self.strategy = strategy
         self._model = _Model(strategy, case, values, data, wrt)
         arrays = self._model.arrays
-        distinct = list({id(arrays[p]): p for p in reversed(wrt)}.values())[::-1]
+        distinct: list[str] = []  # one path per object in Params (identity ties coincide)
+        for p in wrt:
+            if all(arrays[p] is not arrays[q] for q in distinct):
+                distinct.append(p)
         if strategy == "implicit-storage":
             widest: dict[str, str] = {}
             for p in distinct:
