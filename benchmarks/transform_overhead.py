@@ -17,6 +17,7 @@ Run: ``.venv/bin/python benchmarks/transform_overhead.py [--vocab 32768] [--dim 
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import time
@@ -106,6 +107,9 @@ def main() -> None:
         f"({args.vocab * args.dim * F32_BYTES / 2**20:.0f} MiB), device {jax.devices()[0]}, "
         f"median (min) of {args.repeats} steps"
     )
+    # XLA:CPU allocates an executable's temporaries on every run; glibc serves 64 MiB blocks
+    # with mmap, so each step page-faults them in afresh unless malloc is told to keep them.
+    print(f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}")
     for map_ in ("identity", "transpose"):
         runs = _runs(args.vocab, args.dim, map_)
         _measure(runs, args.repeats, args.warmup)

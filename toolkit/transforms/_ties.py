@@ -32,7 +32,7 @@ class Tie:
 
     source: Path
     target: Path
-    map: TieMap = dataclasses.field(default="identity")  # type: ignore[assignment]
+    map: TieMap = "identity"  # type: ignore[assignment]  # any parse_map spec; stored parsed
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "map", parse_map(self.map))
@@ -114,6 +114,11 @@ def _find(
     raise ValueError(f"tie {tie}: no leaf at path {name!r}; leaves are: {known}")
 
 
+def _dtype(leaf: Any) -> np.dtype:
+    # The leaf's own dtype: jnp.result_type would canonicalise float64 to float32 without x64.
+    return np.dtype(leaf.dtype) if hasattr(leaf, "dtype") else np.result_type(leaf)
+
+
 def resolve(ties: Sequence[Tie], tree: Any) -> Plan:
     """Validates ``ties`` against ``tree`` and returns their leaf-level plan.
 
@@ -168,11 +173,10 @@ def resolve(ties: Sequence[Tie], tree: Any) -> Plan:
                 f"tie {tie}: target {path_str(tie.target)!r} has shape {np.shape(target)} but "
                 f"{tie.map} of source shape {np.shape(source)} has shape {expected}"
             )
-        if jnp.result_type(source) != jnp.result_type(target):
+        if _dtype(source) != _dtype(target):
             raise ValueError(
-                f"tie {tie}: target {path_str(tie.target)!r} has dtype "
-                f"{jnp.result_type(target)} but source {path_str(tie.source)!r} has "
-                f"{jnp.result_type(source)}"
+                f"tie {tie}: target {path_str(tie.target)!r} has dtype {_dtype(target)} but "
+                f"source {path_str(tie.source)!r} has {_dtype(source)}"
             )
         links.append(Link(src, tgt, tie.map, path_str(tie.target)))
     links.sort(key=lambda link: depth[link.target])
