@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import time
 
-import numpy as np
-
 from toolkit.experiment import Case, Param, tie
 from toolkit.reference import compute_reference
 

@@ -13,7 +13,10 @@ def seed_case(wrt, loss=lambda np, p, d: np.sum(p.xt * p.x)) -> Case:
 
 def verdicts(case, grads):
     ref = compute_reference(case, case.initial_values(0), {})
-    return {(v.rule, v.source): v.verdict for v in judge(case, grads, case.wrt, ref, rtol=1e-6, atol=1e-9)}
+    return {
+        (v.rule, v.source): v.verdict
+        for v in judge(case, grads, case.wrt, ref, rtol=1e-6, atol=1e-9)
+    }
 
 
 def test_identity_partials_with_one_alias_miss_the_other():
@@ -52,8 +55,9 @@ def test_nothing_gives_zero_step_and_unlisted_storage_no_step():
 
 
 def test_unexplained_error_is_reported_as_wrong():
-    out = classify(np.array([5.0]), np.array([2.0]), {"x": np.array([1.0])}, listed=["x"],
-                   rtol=1e-6, atol=1e-9)
+    out = classify(
+        np.array([5.0]), np.array([2.0]), {"x": np.array([1.0])}, listed=["x"], rtol=1e-6, atol=1e-9
+    )
     assert out.startswith("wrong (max abs error 3")
 
 

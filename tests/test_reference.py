@@ -23,7 +23,11 @@ def tied_dense(n: int = 5, h: int = 2) -> Case:
 
     return Case(
         "tied_dense",
-        {"enc.weight": Param((h, n)), "enc.bias": Param((h,)), "dec.weight": tie("enc.weight", "transpose")},
+        {
+            "enc.weight": Param((h, n)),
+            "enc.bias": Param((h,)),
+            "dec.weight": tie("enc.weight", "transpose"),
+        },
         loss,
         wrt=("enc.weight",),
         data=lambda rng: {"x": rng.standard_normal(n)},
@@ -72,15 +76,22 @@ def test_directional_mode_projects_the_true_gradient():
     r = ref.storages["enc.weight"]
     assert r.mode == "directional(5)" and r.directions.shape == (5, 24)
     g_w1, g_w2, _ = tied_dense_grads(values["enc.weight"], values["enc.bias"], data["x"])
-    np.testing.assert_allclose(r.total, r.directions @ (g_w1 + g_w2.T).ravel(), rtol=1e-7, atol=1e-10)
+    np.testing.assert_allclose(
+        r.total, r.directions @ (g_w1 + g_w2.T).ravel(), rtol=1e-7, atol=1e-10
+    )
     np.testing.assert_allclose(r.project(g_w1), r.partials["enc.weight"], rtol=1e-7, atol=1e-10)
 
 
 def test_to_storage_scatter_adds_through_maps():
     case = Case(
         "maps",
-        {"m": Param((2, 3)), "t": tie("m", "transpose"), "blk": tie("m", "[:, 1:3]"),
-         "v": Param((4,)), "row": tie("v", "adjoint")},
+        {
+            "m": Param((2, 3)),
+            "t": tie("m", "transpose"),
+            "blk": tie("m", "[:, 1:3]"),
+            "v": Param((4,)),
+            "row": tie("v", "adjoint"),
+        },
         lambda np, p, d: 0.0,
         wrt=(),
     )
