@@ -113,3 +113,9 @@ def test_invalid_map_spelling_is_rejected_when_the_tie_is_declared() -> None:
 def test_empty_path_is_rejected_when_the_tie_is_declared() -> None:
     with pytest.raises(ValueError, match="tie source ''"):
         Tie("", "dec.weight")
+
+
+def test_validation_also_runs_when_init_is_traced_under_jit() -> None:
+    tx = tied(optax.adam(0.1), [Tie("enc.weight", "dec.weight")])
+    with pytest.raises(ValueError, match=r"'dec\.weight' has shape"):
+        jax.jit(tx.init)(_params())

@@ -376,3 +376,11 @@ def test_tied_update_without_params_for_optimizers_that_do_not_need_them() -> No
 
     updates = updates_without_params(params)
     np.testing.assert_array_equal(updates["unembed"], updates["embed"].T)
+
+
+def test_merge_tied_gradients_scatter_adds_a_partial_tie_and_slices_the_sum_back() -> None:
+    grads = {"table": np.ones(4, F32), "head": np.full(2, 10.0, F32)}
+    tx = merge_tied_gradients([Tie("table", "head", "[:2]")])
+    merged, _ = jax.jit(tx.update)(grads, tx.init(grads))
+    np.testing.assert_array_equal(merged["table"], [11.0, 11.0, 1.0, 1.0])
+    np.testing.assert_array_equal(merged["head"], [11.0, 11.0])
