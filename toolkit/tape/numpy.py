@@ -51,7 +51,7 @@ def _unreduce(g: Any, x: Any, axis: Any, keepdims: bool) -> Any:
         axes = {a % x.ndim for a in (axis if isinstance(axis, tuple) else (axis,))}
         g = np.reshape(g, tuple(1 if i in axes else n for i, n in enumerate(x.shape)))
     # A contiguous copy, not a stride-0 broadcast view: BLAS-backed VJPs downstream need it.
-    out = np.empty(x.shape, dtype=np.result_type(g))
+    out = np.empty(x.shape, dtype=g.dtype)
     out[...] = g
     return out
 
@@ -195,11 +195,25 @@ def dot(a: Any, b: Any) -> Array:
 
 # --- reductions -------------------------------------------------------------------------------
 
-sum = primitive(np.sum, "sum")
+def _sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    # np.add.reduce skips np.sum's Python wrapper (most of its cost on small arrays); integer
+    # and bool sums keep np.sum's promotion.
+    if x.dtype.kind == "f":
+        return np.add.reduce(x, axis=axis, keepdims=keepdims)
+    return np.sum(x, axis=axis, keepdims=keepdims)
+
+
+sum = primitive(_sum, "sum")
 defvjp(sum, lambda ans, x, axis=None, keepdims=False, **kw:
        lambda g: _unreduce(g, x, axis, keepdims), saves=())
 
-mean = primitive(np.mean, "mean")
+def _mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    total = _sum(x, axis=axis, keepdims=keepdims)
+    # An empty input keeps np.mean's answer (nan, with its warning).
+    return total / (x.size // np.size(total)) if x.size else np.mean(x, axis=axis)
+
+
+mean = primitive(_mean, "mean")
 defvjp(mean, lambda ans, x, axis=None, keepdims=False, **kw:
        lambda g: _unreduce(g, x, axis, keepdims) * (np.size(ans) / (x.size or 1)), saves=())
 
