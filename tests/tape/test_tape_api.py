@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Callable
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import toolkit.tape as tp
 from toolkit.tape import numpy as tnp
@@ -211,3 +216,55 @@ def test_output_reused_by_another_gradient_before_back() -> None:
     inner = tp.gradient(lambda: kept[0] * 3.0, tp.Params([kept[0]]))
     assert float(inner[kept[0]]) == 3.0
     np.testing.assert_array_equal(back()[x], [2.0, 4.0])
+
+
+VIEW_STEPS = {
+    "T": lambda a: a.T,
+    "flip": lambda a: a[::-1],
+    "tail": lambda a: a[1:],
+    "step": lambda a: a[::2],
+    "row": lambda a: a[0] if a.ndim > 1 else a,
+    "adjoint": lambda a: tp.adjoint(a) if a.ndim <= 2 else a,
+}
+
+
+def _apply_views(steps: list[str], a: tp.Array) -> tp.Array:
+    """``a`` seen through the chain of views ``steps`` (stopping before an axis runs out)."""
+    for step in steps:
+        if min(a.shape, default=0) < 2:
+            break
+        a = VIEW_STEPS[step](a)
+    return a
+
+
+def _finite_difference(f: Callable[[], tp.Array], a: tp.Array, h: float = 1e-6) -> np.ndarray:
+    base = a.numpy()
+    grad = np.zeros_like(base)
+    for i in range(base.size):
+        for sign in (1, -1):
+            bumped = base.copy()
+            bumped.flat[i] += sign * h
+            a[...] = bumped
+            grad.flat[i] += sign * float(f()) / (2 * h)
+    a[...] = base
+    return grad
+
+
+@settings(max_examples=25, deadline=None)
+@given(steps=st.lists(st.sampled_from(sorted(VIEW_STEPS)), min_size=1, max_size=4),
+       seed=st.integers(0, 2**16))
+def test_storage_policy_matches_finite_differences_through_any_view_chain(
+        steps: list[str], seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    owner = tp.array(rng.standard_normal((3, 4, 2)))
+    view = _apply_views(steps, owner)
+    r_view = rng.standard_normal(view.shape)
+    r_owner = rng.standard_normal(owner.shape)
+    f = lambda: tnp.sum(tnp.square(view) * r_view) + tnp.sum(owner * r_owner)  # noqa: E731
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", tp.AliasWarning)
+        gs = tp.gradient(f, tp.Params([owner, view]), alias="storage")
+    total = _finite_difference(f, owner)
+    np.testing.assert_allclose(gs[owner], total, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(gs[view], _apply_views(steps, tp.array(total)).numpy(),
+                               rtol=1e-6, atol=1e-7)
