@@ -1,0 +1,22 @@
+"""The docstring examples of toolkit.transforms run as written."""
+
+from __future__ import annotations
+
+import doctest
+from types import ModuleType
+
+import jax
+import pytest
+
+import toolkit.transforms
+from toolkit.transforms import _maps, _tied, _ties
+
+MODULES = [toolkit.transforms, _maps, _ties, _tied]
+
+
+@pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)
+def test_docstring_examples_run(module: ModuleType) -> None:
+    # Examples are written for a default (float32) session; conftest turns on x64.
+    with jax.enable_x64(False):
+        result = doctest.testmod(module, extraglobs=vars(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
