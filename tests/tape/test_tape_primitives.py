@@ -251,6 +251,11 @@ def test_binary_broadcasting_property(shapes: Any, name: str, seed: int) -> None
            domain="positive" if name == "divide" else "real")
 
 
+def test_astype_casts_gradients_back() -> None:
+    _check(lambda ns, x: x.astype(ns.float32).astype(ns.float64) * x, [(3,)], fd=False)
+    _check(lambda ns, x: ns.asarray(x, dtype=ns.float32) * 2.0, [(3,)], fd=False)
+
+
 def test_float32_gradients_stay_float32() -> None:
     x = tp.array(np.ones(3), dtype=np.float32)
     gs = tp.gradient(lambda: tnp.sum(x * 2.0 + np.ones(3)), tp.Params([x]))
@@ -263,7 +268,7 @@ def test_every_registered_primitive_is_covered() -> None:
                "where", "matmul", "sum", "mean", "max", "min", "logsumexp", "softmax",
                "log_softmax", "reshape", "transpose", "swapaxes", "expand_dims", "squeeze",
                "adjoint", "broadcast_to", "getitem", "getitem_gather", "take", "concatenate",
-               "stack"}
+               "stack", "astype"}
     specs = [f._spec for f in vars(tnp).values() if hasattr(f, "_spec")]
     differentiable = {s.name for s in specs if s.makers or s.argnum_maker}
     assert differentiable <= covered

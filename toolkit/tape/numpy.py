@@ -305,6 +305,11 @@ Example:
 defvjp(adjoint, lambda ans, x: lambda g: np.reshape(g, x.shape) if x.ndim == 1 else g.T,
        saves=())
 
+astype = primitive(lambda x, dtype: np.asarray(x).astype(dtype), "astype")
+# The cotangent is rounded to the result's dtype first, as JAX does for a float32 cast.
+defvjp(astype, lambda ans, x, dtype: lambda g: np.asarray(g).astype(ans.dtype).astype(x.dtype),
+       saves=())
+
 # Broadcasting copies: a stride-0 view as a leaf would alias its own elements.
 broadcast_to = primitive(lambda x, shape: np.array(np.broadcast_to(x, shape)), "broadcast_to")
 defvjp(broadcast_to, lambda ans, x, shape: lambda g: sum_to(g, x.shape), saves=())
@@ -362,7 +367,9 @@ take = primitive(np.take, "take")
 defvjp(take, lambda ans, x, indices, axis=None, **kw:
        lambda g: _scatter_add(x, _take_index(x, indices, axis), g), saves=(1,))
 
+
 def _scatter(x: Any, index: Any, g: Any) -> Any:
+    # Basic indexing never repeats an element, so a plain assignment is enough.
     z = np.zeros(x.shape, dtype=np.result_type(x, g))
     z[index] = g
     return z
@@ -416,14 +423,14 @@ isfinite = nondifferentiable(np.isfinite, "isfinite")
 
 
 def asarray(data: Any, dtype: Any = None) -> Array:
-    """``data`` as an Array: an Array passes through, anything else is copied.
+    """``data`` as an Array: an Array passes through (cast differentiably), anything else is copied.
 
     Example:
         >>> asarray([1.0]).shape
         (1,)
     """
-    if isinstance(data, Array) and (dtype is None or np.dtype(dtype) == data.dtype):
-        return data
+    if isinstance(data, Array):
+        return data if dtype is None or np.dtype(dtype) == data.dtype else astype(data, dtype)
     return array(data, dtype=dtype)
 
 
@@ -527,6 +534,7 @@ Array.__getitem__ = getitem
 Array.T = property(lambda self: transpose(self), doc="The transpose (a view).")
 Array.transpose = _transpose_method
 Array.reshape = _reshape_method
+Array.astype = astype
 Array.sum = _method(sum)
 Array.mean = _method(mean)
 Array.max = _method(max)
