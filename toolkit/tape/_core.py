@@ -88,10 +88,15 @@ class Trace:
     def leaf(self, a: Array) -> Slot:
         """The sink of leaf ``a``, made on its first read (``const`` for non-float constants)."""
         if a._data.dtype.kind != "f":
-            a._node = self.const
             return self.const
-        s = a._node = [None, a, self.token]
-        self.leaves[id(a)] = s
+        s = self.leaves.get(id(a))
+        if s is None:
+            s = self.leaves[id(a)] = [None, a, self.token]
+        n = a._node
+        if n is None or n[1] is a:
+            # Cached on the array for the next reads. Not over another trace's node: that
+            # trace (say, one whose function calls this gradient) still needs it.
+            a._node = s
         return s
 
     def is_leaf(self, a: Array) -> bool:
