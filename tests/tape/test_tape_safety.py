@@ -77,7 +77,7 @@ def test_unsupported_namespace_function_is_a_type_error_naming_it() -> None:
 
 def test_numpy_functions_on_tape_arrays_are_refused() -> None:
     x = tp.array([1.0, 2.0])
-    with pytest.raises(TypeError, match=r"numpy\.linalg\.norm|numpy\.norm"):
+    with pytest.raises(TypeError, match=r"numpy\.linalg\.norm does not differentiate"):
         np.linalg.norm(x)
     with pytest.raises(TypeError):
         np.exp(x)

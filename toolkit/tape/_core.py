@@ -288,7 +288,7 @@ class Array:
 
     def __array_function__(self, func: Any, types: Any, args: Any, kwargs: Any) -> Any:
         raise TypeError(
-            f"numpy.{func.__name__} does not differentiate toolkit.tape arrays; use "
+            f"{func.__module__}.{func.__name__} does not differentiate toolkit.tape arrays; use "
             f"toolkit.tape.numpy.{func.__name__} if it exists (unsupported functions raise "
             f"TypeError there too)"
         )
