@@ -511,10 +511,12 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
             return out
         out._node = node = [None, edges, token]
         tr.tape.append(node)
-        for i in spec.saves:
-            a = args[i]
-            if type(a) is Array and a._storage is not None and id(a) not in tr.saved:
-                tr.saved[id(a)] = (a._storage, a._storage.version, a, spec.name)
+        saves = spec.saves
+        if saves:
+            for i in saves:
+                a = args[i]
+                if type(a) is Array and a._storage is not None and id(a) not in tr.saved:
+                    tr.saved[id(a)] = (a._storage, a._storage.version, a, spec.name)
         return out
 
     prim.__name__ = prim.__qualname__ = spec.name
