@@ -313,7 +313,7 @@ def run_config(
         t = time.perf_counter()
         case_summary, case_arrays, case_checks, _ = _case_gradients(config, case, chosen, say)
         timing[f"{case.name}/gradients"] = time.perf_counter() - t
-        if config.train is not None:
+        if config.train is not None and case.name in config.train.cases:
             t = time.perf_counter()
             case_summary["training"], histories[case.name] = _train_case(config, case, say)
             timing[f"{case.name}/training"] = time.perf_counter() - t
