@@ -110,6 +110,8 @@ def main() -> None:
     # XLA:CPU allocates an executable's temporaries on every run; glibc serves 64 MiB blocks
     # with mmap, so each step page-faults them in afresh unless malloc is told to keep them.
     print(f"GLIBC_TUNABLES={os.environ.get('GLIBC_TUNABLES', '(unset)')}")
+    # Other processes share the machine; their load shifts absolute times (ratios less so).
+    print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
     for map_ in ("identity", "transpose"):
         runs = _runs(args.vocab, args.dim, map_)
         _measure(runs, args.repeats, args.warmup)
@@ -130,6 +132,7 @@ def main() -> None:
         "\nbytes-moved floor, in weight-sized arrays per step: shared 7, tied 10, untied 14, "
         "so tied ÷ shared >= 1.43 and tied ÷ untied >= 0.71"
     )
+    print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
 if __name__ == "__main__":

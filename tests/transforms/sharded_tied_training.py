@@ -4,7 +4,8 @@ The embedding is sharded on its vocab axis; its transposed copy, the output proj
 sharded on either of its axes. tied(adam) must give the unsharded (replicated) result, keep the
 tie, and keep the single Adam state sharded like the embedding. ``python
 sharded_tied_training.py explicit`` runs it with explicit sharding (``AxisType.Explicit``),
-where a transposed gradient must be resharded before it is added; the default is auto.
+where a transposed gradient must be resharded before it is added; the default is auto. A
+second argument ``fence`` fences every transposed merge, as large ones are on CPU.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import optax
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from toolkit.transforms import Tie, tie_drift, tied
+from toolkit.transforms import Tie, _ties, tie_drift, tied
 
 VOCAB, DIM = 64, 16
 TIES = [Tie("embed", "unembed", "transpose")]
@@ -57,6 +58,8 @@ def main() -> None:
     assert jax.device_count() == 8, jax.devices()
     mode = sys.argv[1] if len(sys.argv) > 1 else "auto"
     axis_type = {"auto": AxisType.Auto, "explicit": AxisType.Explicit}[mode]
+    if sys.argv[2:] == ["fence"]:
+        _ties.FENCE_MIN_BYTES = 0
     mesh = jax.make_mesh((8,), ("model",), axis_types=(axis_type,))
     embed = rng.standard_normal((VOCAB, DIM)).astype(np.float32)
     params = {

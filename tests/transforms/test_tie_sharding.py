@@ -13,8 +13,9 @@ SCRIPT = Path(__file__).with_name("sharded_tied_training.py")
 REPO = Path(__file__).resolve().parents[2]
 
 
+@pytest.mark.parametrize("fence", ["", "fence"])
 @pytest.mark.parametrize("mode", ["auto", "explicit"])
-def test_sharded_transpose_tie_trains_like_unsharded(mode: str) -> None:
+def test_sharded_transpose_tie_trains_like_unsharded(mode: str, fence: str) -> None:
     env = {
         **os.environ,
         # The device count is fixed when jax starts, hence a fresh process.
@@ -23,7 +24,7 @@ def test_sharded_transpose_tie_trains_like_unsharded(mode: str) -> None:
         "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")]),
     }
     result = subprocess.run(
-        [sys.executable, str(SCRIPT), mode],
+        [sys.executable, str(SCRIPT), mode, *([fence] if fence else [])],
         env=env,
         cwd=REPO,
         capture_output=True,

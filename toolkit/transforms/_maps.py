@@ -69,6 +69,14 @@ class TieMap:
         """
         return acc + match_sharding(self.inverse(g, acc.shape), acc)
 
+    def transposes(self, source_shape: Sequence[int]) -> bool:
+        """Whether the map reorders a source of this shape in memory (a real transpose).
+
+        A transpose that only moves axes of length 1 is a reshape; identity and index maps
+        never transpose.
+        """
+        return False
+
     def __eq__(self, other: object) -> bool:
         return isinstance(other, TieMap) and str(self) == str(other)
 
@@ -110,6 +118,9 @@ class _Transpose(TieMap):
     def inverse(self, y: Any, source_shape: Sequence[int] | None = None) -> Any:
         return y.T
 
+    def transposes(self, source_shape: Sequence[int]) -> bool:
+        return _moves(source_shape, tuple(reversed(range(len(source_shape)))))
+
     def __str__(self) -> str:
         return "transpose"
 
@@ -135,6 +146,9 @@ class _Permute(TieMap):
 
     def inverse(self, y: Any, source_shape: Sequence[int] | None = None) -> Any:
         return y.transpose(self.inverse_axes)
+
+    def transposes(self, source_shape: Sequence[int]) -> bool:
+        return len(source_shape) == len(self.axes) and _moves(source_shape, self.axes)
 
     def __str__(self) -> str:
         return "(" + ", ".join(map(str, self.axes)) + ("," if len(self.axes) == 1 else "") + ")"
@@ -165,6 +179,9 @@ class _Adjoint(TieMap):
         if from_vector:
             return y.reshape((y.shape[1],))
         return y.T
+
+    def transposes(self, source_shape: Sequence[int]) -> bool:
+        return len(source_shape) == 2 and _moves(source_shape, (1, 0))
 
     def __str__(self) -> str:
         return "adjoint"
@@ -227,6 +244,12 @@ class _Index(TieMap):
 
     def __str__(self) -> str:
         return "[" + ", ".join(_entry_str(e) for e in self.index) + "]"
+
+
+def _moves(shape: Sequence[int], axes: Sequence[int]) -> bool:
+    # Axes of length 1 can go anywhere without moving data; the rest must keep their order.
+    kept = [a for a in axes if shape[a] != 1]
+    return kept != sorted(kept)
 
 
 def match_sharding(x: Any, like: Any) -> Any:

@@ -87,8 +87,9 @@ def tied(
     a target's gradient to its source's before it is added.
 
     Under ``jax.jit`` the merge, the inner update and the broadcast are one traced function, so
-    XLA fuses the transposes into the optimizer's elementwise passes rather than materialising
-    them.
+    XLA fuses them into the optimizer's elementwise passes. One exception, on CPU: a transposed
+    merge of 1 MiB or more is computed once, in its own loop, rather than re-read transposed by
+    every loop that reads the gradient (Adam's two moments); strided reads are slow there.
 
     Args:
         inner: the optimizer (any ``optax.GradientTransformation``).
