@@ -96,7 +96,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
     paths = sorted(_repo_configs().glob("*.toml"))
     if not paths:
         raise ConfigError(f"publish: no configs in {str(_repo_configs())!r}")
-    configs = [load_config(p) for p in paths]
+    # Relative names keep machine paths out of the committed results.
+    configs = [load_config(os.path.relpath(p)) for p in paths]
     root = Path(args.out)
     entries = []
     failed = False

@@ -44,8 +44,8 @@ def plot_training(
             fig, axes = plt.subplots(1, 3, figsize=(15, 4.2))
             panels = (
                 ("loss", "loss", "linear"),
-                ("drift", "tie drift (max abs)", "log"),
-                ("distance", "distance to explicit-shared", "log"),
+                ("drift", "tie drift, max abs (0 drawn at 1e-18)", "log"),
+                ("distance", "max abs distance to explicit-shared (0 at 1e-18)", "log"),
             )
             for ax, (attr, title, scale) in zip(axes, panels, strict=True):
                 for strategy, hist in per_strategy.items():
