@@ -54,7 +54,7 @@ def _say(message: str) -> None:
 def cmd_run(args: argparse.Namespace) -> int:
     """Runs configs (or the embedded demo) and writes one run folder per config."""
     from toolkit.config import load_config, load_config_text
-    from toolkit.demo import DEMO_CONFIGS
+    from toolkit.demo import demo_configs
     from toolkit.runner import run_config, write_run
 
     strategies = _parse_strategies(args.strategies)
@@ -65,7 +65,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.configs:
         configs = [load_config(Path(c)) for c in args.configs]
     else:
-        configs = [load_config_text(text, name=name) for name, text in DEMO_CONFIGS]
+        configs = [load_config_text(text, name=name) for name, text in demo_configs()]
     failed = False
     summaries = []
     for config in configs:

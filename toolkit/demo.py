@@ -1,31 +1,22 @@
-"""The embedded default demo that ``aliasgrad run`` runs with no config.
+"""The default demo that ``aliasgrad run`` runs with no config.
 
-Two configs: the seed's nine cases (Zygote issue #991) with every strategy, and the tied
+Two configs shipped inside the package (``toolkit/defaults/``; ``configs/seed.toml`` and
+``configs/tied_autoencoder.toml`` are the same files): the seed's nine cases (Zygote issue
+#991) with every strategy and Zygote's printed values as recorded expectations, and the tied
 autoencoder (``Dense(5, 2)`` and a decoder using the transposed encoder weight) trained with
 Adam and SGD, with both aliases in Params and with only the encoder weight.
+
+Example:
+    >>> [name for name, _ in demo_configs()]
+    ['seed.toml', 'tied_autoencoder.toml']
 """
 
-SEED = """\
-title = "Zygote #991: gradients with aliased variables (demo)"
-experiment = "experiments.aliasing"
-dtype = "float64"
-seed = 0
-"""
+from importlib import resources
 
-TIED_AUTOENCODER = """\
-title = "Tied autoencoder: Dense(5, 2) and a decoder using transpose(W) (demo)"
-experiment = "experiments.tied_autoencoder"
-dtype = "float64"
-seed = 0
+DEMO_FILES = ("seed.toml", "tied_autoencoder.toml")
 
-[train]
-steps = 200
-strategies = ["implicit-identity", "implicit-storage", "explicit", "explicit-merged",
-              "explicit-shared", "tied"]
-optimizers = [{ name = "adam", learning_rate = 0.01 }, { name = "sgd", learning_rate = 0.1 }]
-"""
 
-DEMO_CONFIGS: tuple[tuple[str, str], ...] = (
-    ("demo-seed.toml", SEED),
-    ("demo-tied-autoencoder.toml", TIED_AUTOENCODER),
-)
+def demo_configs() -> list[tuple[str, str]]:
+    """(file name, TOML text) of each demo config."""
+    folder = resources.files("toolkit") / "defaults"
+    return [(name, (folder / name).read_text(encoding="utf-8")) for name in DEMO_FILES]
