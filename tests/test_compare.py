@@ -1,6 +1,7 @@
 """Effective SGD steps and their verdicts, on hand-derived seed gradients."""
 
 import numpy as np
+import pytest
 
 from toolkit.compare import EXACT, NO_STEP, classify, effective_steps, judge
 from toolkit.experiment import Case, Param, tie
@@ -106,3 +107,17 @@ def verdicts_with(case, grads, *, same_object):
     ref = compute_reference(case, case.initial_values(0), {})
     out = judge(case, grads, case.wrt, ref, rtol=1e-6, atol=1e-9, same_object=same_object)
     return {(v.rule, v.source): v.verdict for v in out}
+
+
+def test_raw_errors_measure_against_the_total_seen_through_each_view():
+    from toolkit.compare import raw_errors
+
+    case = seed_case(("x", "xt"))
+    ref = compute_reference(case, case.initial_values(0), {})
+    errs = raw_errors(case, {"x": np.array([1.0]), "xt": np.array([[2.0]])}, ref)
+    assert errs["x"] == pytest.approx(1.0, abs=1e-8)  # a partial: one of the two
+    assert errs["xt"] == pytest.approx(0.0, abs=1e-8)  # the total, seen through the view
+    assert raw_errors(case, {"x": None, "xt": {"parent": np.ones(1)}}, ref) == {
+        "x": None,
+        "xt": None,
+    }

@@ -201,9 +201,7 @@ def _reapplied(case: Case, reference: Reference, source: str) -> dict[str, np.nd
     ref = reference.storages[source]
     out = {}
     for alias in case.aliases_of(source):
-        spec = case.params[alias]
-        full_view = not isinstance(spec, TiedParam) or parse_map(spec.map).invertible
-        if full_view:
+        if _is_full_view(case, alias):
             out[alias] = ref.total
         elif ref.directions is None:
             view = _view_of_total(case, alias, ref.total.reshape(ref.shape))
@@ -249,20 +247,28 @@ def raw_errors(
     case: Case, grads: Mapping[str, Any], reference: Reference
 ) -> dict[str, float | None]:
     """Per listed path: max abs error of its gradient against the true total seen through
-    its view (None for a missing or structural gradient)."""
+    its view. Under directional references it is measured on the projections, for full views
+    only. None where it cannot be measured (no gradient, a structural one, a slice under
+    directional checks)."""
     out: dict[str, float | None] = {}
     for path, grad in grads.items():
+        out[path] = None
         if grad is None or isinstance(grad, Mapping):
-            out[path] = None
             continue
         ref = reference.storages[case.storage_of(path)]
-        mine = ref.project(to_storage(case, path, _as_array(grad)))
+        g = _as_array(grad)
         if ref.directions is None:
             truth_in_view = _view_of_total(case, path, ref.total.reshape(ref.shape))
-            out[path] = float(np.max(np.abs(np.asarray(grad) - truth_in_view), initial=0.0))
-        else:
+            out[path] = float(np.max(np.abs(g - truth_in_view), initial=0.0))
+        elif _is_full_view(case, path):
+            mine = ref.project(to_storage(case, path, g))
             out[path] = float(np.max(np.abs(mine - ref.total), initial=0.0))
     return out
+
+
+def _is_full_view(case: Case, path: str) -> bool:
+    spec = case.params[path]
+    return not isinstance(spec, TiedParam) or parse_map(spec.map).invertible
 
 
 def _view_of_total(case: Case, path: str, total: np.ndarray) -> np.ndarray:

@@ -28,7 +28,7 @@ import numpy as np
 from toolkit.compare import EXACT, judge, raw_errors
 from toolkit.config import Config
 from toolkit.experiment import Case
-from toolkit.reference import Reference, compute_reference
+from toolkit.reference import compute_reference
 from toolkit.rundir import StagedRun
 from toolkit.strategies import GradientResult, compute_gradients, make_trainer
 
@@ -128,7 +128,7 @@ def _expectation_checks(
 
 def _case_gradients(
     config: Config, case: Case, strategies: Sequence[str], progress: Callable[[str], None]
-) -> tuple[dict[str, Any], dict[str, np.ndarray], list[Check], Reference]:
+) -> tuple[dict[str, Any], dict[str, np.ndarray], list[Check]]:
     dtype = np.dtype(config.dtype)
     wrt = tuple(config.wrt[case.name])
     values = case.initial_values(config.seed, dtype)
@@ -196,7 +196,7 @@ def _case_gradients(
         "reference": ref_json,
         "strategies": rows,
     }
-    return summary, arrays, checks, reference
+    return summary, arrays, checks
 
 
 def _progress_bar(label: str, total: int) -> Callable[[int], None]:
@@ -311,7 +311,7 @@ def run_config(
     timing: dict[str, float] = {}
     for case in config.build_cases():
         t = time.perf_counter()
-        case_summary, case_arrays, case_checks, _ = _case_gradients(config, case, chosen, say)
+        case_summary, case_arrays, case_checks = _case_gradients(config, case, chosen, say)
         timing[f"{case.name}/gradients"] = time.perf_counter() - t
         if config.train is not None and case.name in config.train.cases:
             t = time.perf_counter()
