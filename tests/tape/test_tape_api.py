@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -11,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from tape_fd import finite_difference
 
 import toolkit.tape as tp
 from toolkit.tape import numpy as tnp
@@ -237,18 +237,6 @@ def _apply_views(steps: list[str], a: tp.Array) -> tp.Array:
     return a
 
 
-def _finite_difference(f: Callable[[], tp.Array], a: tp.Array, h: float = 1e-6) -> np.ndarray:
-    base = a.numpy()
-    grad = np.zeros_like(base)
-    for i in range(base.size):
-        for sign in (1, -1):
-            bumped = base.copy()
-            bumped.flat[i] += sign * h
-            a[...] = bumped
-            grad.flat[i] += sign * float(f()) / (2 * h)
-    a[...] = base
-    return grad
-
 
 @settings(max_examples=25, deadline=None)
 @given(steps=st.lists(st.sampled_from(sorted(VIEW_STEPS)), min_size=1, max_size=4),
@@ -264,7 +252,7 @@ def test_storage_policy_matches_finite_differences_through_any_view_chain(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", tp.AliasWarning)
         gs = tp.gradient(f, tp.Params([owner, view]), alias="storage")
-    total = _finite_difference(f, owner)
+    total = finite_difference(f, owner)
     np.testing.assert_allclose(gs[owner], total, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(gs[view], _apply_views(steps, tp.array(total)).numpy(),
                                rtol=1e-6, atol=1e-7)

@@ -18,6 +18,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
+from tape_fd import finite_difference
 
 import toolkit.tape as tp
 from toolkit.tape import numpy as tnp
@@ -66,21 +67,9 @@ def _check(fn: Fn, shapes: Sequence[tuple[int, ...]], domain: str = "real", seed
         assert gs[a].shape == a.shape and gs[a].dtype == np.float64
         np.testing.assert_allclose(gs[a], jg, rtol=1e-9, atol=1e-12)
         if fd:
-            np.testing.assert_allclose(gs[a], _finite_difference(tape_loss, a),
+            np.testing.assert_allclose(gs[a], finite_difference(tape_loss, a),
                                        rtol=1e-5, atol=1e-7)
 
-
-def _finite_difference(f: Callable[[], tp.Array], a: tp.Array, h: float = 1e-6) -> np.ndarray:
-    base = a.numpy()
-    grad = np.zeros_like(base)
-    for i in range(base.size):
-        for sign in (1, -1):
-            bumped = base.copy()
-            bumped.flat[i] += sign * h
-            a[...] = bumped
-            grad.flat[i] += sign * float(f()) / (2 * h)
-    a[...] = base
-    return grad
 
 
 BROADCAST = [((3, 4), (3, 4)), ((3, 4), (4,)), ((2, 1, 3), (4, 1)), ((3, 1), ()), ((), (2, 3))]

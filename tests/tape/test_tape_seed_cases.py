@@ -6,30 +6,14 @@ is checked again against float64 central finite differences on the shared memory
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from tape_fd import finite_difference
 
 import toolkit.tape as tp
 from toolkit.tape import numpy as tnp
-
-
-def finite_difference(f: Callable[[], tp.Array], owner: tp.Array, h: float = 1e-6
-                      ) -> np.ndarray:
-    """d f / d (owner's memory) by central differences, writing the memory in place."""
-    base = owner.numpy()
-    grad = np.zeros_like(base)
-    for i in range(base.size):
-        for sign in (1, -1):
-            bumped = base.copy()
-            bumped.flat[i] += sign * h
-            owner[...] = bumped
-            grad.flat[i] += sign * float(f()) / (2 * h)
-    owner[...] = base
-    return grad
 
 
 @pytest.fixture
