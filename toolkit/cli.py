@@ -8,7 +8,7 @@ Example:
     $ aliasgrad run configs/partial_tie.toml --strategies implicit-identity,explicit-shared
     $ aliasgrad list
     $ aliasgrad publish                  # regenerate results/README.md and results/reference/
-    $ aliasgrad show results/seed-20260101-120000
+    $ aliasgrad show results/seed-<timestamp>
 """
 
 from __future__ import annotations
