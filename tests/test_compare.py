@@ -2,6 +2,8 @@
 
 import numpy as np
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 from toolkit.compare import EXACT, NO_STEP, classify, effective_steps, judge
 from toolkit.experiment import Case, Param, tie
@@ -121,3 +123,34 @@ def test_raw_errors_measure_against_the_total_seen_through_each_view():
         "x": None,
         "xt": None,
     }
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    n=st.integers(2, 5),
+    seed=st.integers(0, 2**16),
+    missing=st.sets(st.integers(0, 4), min_size=1),
+)
+def test_classify_names_exactly_the_aliases_whose_partials_are_missing(n, seed, missing):
+    rng = np.random.default_rng(seed)
+    names = [f"a{i}" for i in range(n)]
+    partials = {a: rng.standard_normal(6) for a in names}
+    truth = sum(partials.values())
+    gone = [names[i] for i in sorted(missing) if i < n]
+    assume(gone)
+    step = truth - sum(partials[a] for a in gone)
+    verdict = classify(step, truth, partials, listed=names, rtol=1e-9, atol=1e-12)
+    assert verdict == f"missing contribution (via {', '.join(gone)})"
+
+
+@settings(max_examples=40, deadline=None)
+@given(n=st.integers(2, 5), seed=st.integers(0, 2**16), extra=st.integers(1, 4))
+def test_classify_counts_totals_applied_through_extra_aliases(n, seed, extra):
+    rng = np.random.default_rng(seed)
+    names = [f"a{i}" for i in range(n)]
+    partials = {a: rng.standard_normal(6) for a in names}
+    truth = sum(partials.values())
+    again = names[1 : 1 + min(extra, n - 1)]
+    step = truth * (1 + len(again))
+    verdict = classify(step, truth, partials, listed=names, rtol=1e-9, atol=1e-12)
+    assert verdict == f"double-counted (via {', '.join(again)})"
