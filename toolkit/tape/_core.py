@@ -162,13 +162,16 @@ class Trace:
                     continue
                 node[0] = None
                 for target, vjp in node[1]:
-                    gi = vjp(g)
+                    # Identity edges (``add``, ``.parent`` routes) pass ``g`` on without a call.
+                    gi = g if vjp is _identity else vjp(g)
                     tg = target[0]
                     target[0] = gi if tg is None else tg + gi
-        finally:
-            # A failed VJP must not leave stale partial sums for the next call of back().
+        except BaseException:
+            # A failed VJP must not leave stale partial sums for the next call of back(). A
+            # completed pass needs no clearing: it reset every node that got a gradient.
             for node in self.tape:
                 node[0] = None
+            raise
 
 
 def _identity(g: Any) -> Any:
@@ -187,7 +190,8 @@ def describe(a: Array) -> str:
 
 def _new(data: Any) -> Array:
     """A bare array around ``data`` (the hot path: no checks, no copy)."""
-    a = _alloc(Array)
+    # ``Array()`` (it has no ``__init__``) allocates faster than ``object.__new__(Array)``.
+    a = Array()
     a._data = data
     a._node = None
     a._storage = None
@@ -324,9 +328,6 @@ class Array:
             return self / other
         _write(self, "__itruediv__", None, other)
         return self
-
-
-_alloc = object.__new__
 
 
 def storage_of(a: Array) -> Storage:
@@ -472,51 +473,61 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
         xv = x._data if tx else x
         if nargs == 1:
             ans = raw(xv)
-            edges = []
+            edges = ()
             if tx:
                 n = x._node
                 if n is None or n[2] is not token:
                     n = tr.leaf(x)
                 if n is not const:
-                    edges = [(n, makers[0](ans, xv))]
+                    edges = ((n, makers[0](ans, xv)),)
+            y = None
+            ty = False
         else:
             edges = []
             y = args[1]
             ty = type(y) is Array
             yv = y._data if ty else y
             ans = raw(xv, yv)
+            # ``xs``/``ys``: an operand's shape where broadcasting changed it (its VJP's result
+            # is summed back to it). Each ``.shape`` builds a tuple, so two same-shape arrays
+            # (the common case) are settled by one comparison.
+            xs = ys = None
+            if broadcasting and not (tx and ty and xv.shape == yv.shape):
+                shape = ans.shape
+                if tx and xv.shape != shape:
+                    xs = xv.shape
+                if ty and yv.shape != shape:
+                    ys = yv.shape
             if tx:
                 n = x._node
                 if n is None or n[2] is not token:
                     n = tr.leaf(x)
                 if n is not const and makers[0] is not None:
                     vjp = makers[0](ans, xv, yv)
-                    if broadcasting and xv.shape != ans.shape:
-                        vjp = unbroadcast(vjp, xv.shape)
-                    edges.append((n, vjp))
+                    edges.append((n, vjp if xs is None else unbroadcast(vjp, xs)))
             if ty and nargs <= len(makers):
                 n = y._node
                 if n is None or n[2] is not token:
                     n = tr.leaf(y)
                 if n is not const and makers[1] is not None:
                     vjp = makers[1](ans, xv, yv)
-                    if broadcasting and yv.shape != ans.shape:
-                        vjp = unbroadcast(vjp, yv.shape)
-                    edges.append((n, vjp))
-        out = _alloc(Array)
+                    edges.append((n, vjp if ys is None else unbroadcast(vjp, ys)))
+        out = Array()  # as in ``_new``, inlined
         out._data = ans
         out._storage = out._parent = out.name = None
         if not edges:
-            out._node = tr.const
+            out._node = const
             return out
         out._node = node = [None, edges, token]
         tr.tape.append(node)
         saves = spec.saves
         if saves:
-            for i in saves:
-                a = args[i]
-                if type(a) is Array and a._storage is not None and id(a) not in tr.saved:
-                    tr.saved[id(a)] = (a._storage, a._storage.version, a, spec.name)
+            # The operands are already at hand: no loop over ``args``.
+            saved = tr.saved
+            if tx and x._storage is not None and 0 in saves and id(x) not in saved:
+                saved[id(x)] = (x._storage, x._storage.version, x, spec.name)
+            if ty and y._storage is not None and 1 in saves and id(y) not in saved:
+                saved[id(y)] = (y._storage, y._storage.version, y, spec.name)
         return out
 
     prim.__name__ = prim.__qualname__ = spec.name
