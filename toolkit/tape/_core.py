@@ -430,6 +430,9 @@ class _Spec:
         self.saves: tuple[int, ...] = ()
 
 
+_NO_ARG = object()
+"""The default of a primitive's first two parameters: the argument was not passed."""
+
 REGISTRY: dict[str, _Spec] = {}
 """Every primitive by name, with its VJP makers: the one VJP registry."""
 
@@ -459,19 +462,19 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
     spec = _Spec(name or raw.__name__, view, broadcasting)
     REGISTRY[spec.name] = spec
 
-    def prim(*args: Any, **kwargs: Any) -> Array:
+    # Named positional-only parameters rather than ``*args``: no tuple to build per call.
+    def prim(x: Any = _NO_ARG, y: Any = _NO_ARG, /, *more: Any, **kwargs: Any) -> Array:
         tr = _trace
-        nargs = len(args)
         makers = spec.makers
-        if tr is None or kwargs or nargs > 2 or view or not makers:
+        if tr is None or kwargs or more or view or not makers or x is _NO_ARG:
+            args = () if x is _NO_ARG else (x,) if y is _NO_ARG else (x, y, *more)
             return _call(spec, raw, tr, args, kwargs)
         # The hot path (one or two operands, inside a trace), unrolled: it runs once per op.
         token = tr.token
         const = tr.const
-        x = args[0]
         tx = type(x) is Array
         xv = x._data if tx else x
-        if nargs == 1:
+        if y is _NO_ARG:
             ans = raw(xv)
             edges = ()
             if tx:
@@ -480,11 +483,9 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
                     n = tr.leaf(x)
                 if n is not const:
                     edges = ((n, makers[0](ans, xv)),)
-            y = None
             ty = False
         else:
             edges = []
-            y = args[1]
             ty = type(y) is Array
             yv = y._data if ty else y
             ans = raw(xv, yv)
@@ -505,7 +506,7 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
                 if n is not const and makers[0] is not None:
                     vjp = makers[0](ans, xv, yv)
                     edges.append((n, vjp if xs is None else unbroadcast(vjp, xs)))
-            if ty and nargs <= len(makers):
+            if ty and len(makers) > 1:
                 n = y._node
                 if n is None or n[2] is not token:
                     n = tr.leaf(y)
