@@ -96,11 +96,13 @@ class _Result:
         values: dict[int, Grad] = {}
         for p in self.params:
             s = tr.leaves.get(id(p))
-            extra = tr.to_param.get(id(p))
-            g = _add(s[G] if s else None, extra[G] if extra else None)
-            values[id(p)] = self._with_structure(p, g)
+            g = s[G] if s else None
+            extra = tr.to_param.get(id(p)) if tr.to_param else None
+            values[id(p)] = self._with_structure(p, g if extra is None else _add(g, extra[G]))
         glob: dict[str, Grad] = {}
-        wrappers = {k: s[1] for k, s in tr.to_wrapper.items() if s[G] is not None}
+        wrappers: dict[int, Array] = {}
+        if tr.to_wrapper:  # most functions read no ``.parent``: skip building the comprehension
+            wrappers = {k: s[1] for k, s in tr.to_wrapper.items() if s[G] is not None}
         for s in tr.leaves.values():
             g, a = s[G], s[1]
             if a.name and (g is not None or id(a) in wrappers):
@@ -111,8 +113,8 @@ class _Result:
         return Grads(self.params, values, glob, "identity")
 
     def _with_structure(self, a: Array, g: Any) -> Grad:
-        direct = self.own(g, a.dtype)
-        s = self.tr.to_wrapper.get(id(a))
+        direct = self.own(g, a._data.dtype)
+        s = self.tr.to_wrapper.get(id(a)) if self.tr.to_wrapper else None
         if s is None or s[G] is None:
             return direct
         structural: dict[str, Any] = {"parent": self.own(s[G], a._parent.dtype)}
@@ -205,7 +207,7 @@ def _seed(out: Array, seed: Any) -> np.ndarray:
                 f"f returned an array of shape {out.shape}, not a scalar; pass an explicit "
                 f"seed of that shape to back(seed), or use jacobian"
             )
-        return np.ones((), dtype=out.dtype)
+        return np.array(1, dtype=out._data.dtype)  # np.ones's Python wrapper costs more
     s = np.array(seed._data if isinstance(seed, Array) else seed, dtype=out.dtype)
     if s.shape != out.shape:
         raise ValueError(f"seed has shape {s.shape}; f's output has shape {out.shape}")
