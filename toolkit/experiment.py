@@ -203,13 +203,22 @@ class Case:
         """The case's constant inputs, drawn from their own stream of ``seed``."""
         if self.data is None:
             return {}
-        rng = np.random.default_rng([seed, 1])
-        out = self.data(rng)
-        return {
-            k: (np.asarray(v, dtype=dtype) if np.issubdtype(np.asarray(v).dtype, np.floating)
-                else np.asarray(v))
-            for k, v in out.items()
-        }
+        return cast_floats(self.data(np.random.default_rng([seed, 1])), dtype)
+
+
+def cast_floats(data: Mapping[str, Any], dtype: Any) -> dict[str, np.ndarray]:
+    """``data``'s floating arrays in ``dtype``; integer inputs (indices) stay as they are.
+
+    Example:
+        >>> cast_floats({"x": [1.0], "i": [2]}, np.float32)["x"].dtype, cast_floats(
+        ...     {"i": [2]}, np.float32)["i"].dtype.kind
+        (dtype('float32'), 'i')
+    """
+    out = {}
+    for k, v in data.items():
+        a = np.asarray(v)
+        out[k] = a.astype(dtype) if np.issubdtype(a.dtype, np.floating) else a
+    return out
 
 
 class ParamTree(Mapping[str, Any]):

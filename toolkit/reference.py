@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.experiment import Case, ParamTree, TiedParam
+from toolkit.experiment import Case, ParamTree, TiedParam, cast_floats
 from toolkit.namespaces import numpy_namespace
 from toolkit.transforms import parse_map
 
@@ -115,11 +115,7 @@ class NumpyEvaluator:
 
     def __init__(self, case: Case, data: Mapping[str, Any]) -> None:
         self.case = case
-        self.data = {
-            k: (np.asarray(v, np.float64) if np.issubdtype(np.asarray(v).dtype, np.floating)
-                else np.asarray(v))
-            for k, v in data.items()
-        }
+        self.data = cast_floats(data, np.float64)
         self.ns = numpy_namespace()
         self.maps = {
             path: parse_map(spec.map)
