@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 from toolkit.experiment import Case, Param, tie
-from toolkit.reference import compute_reference
+from toolkit.runner.reference import compute_reference
 
 
 def tied_mlp(n: int = 320, h: int = 320, batch: int = 64) -> Case:

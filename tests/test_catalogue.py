@@ -36,7 +36,7 @@ H = 1e-6
 FD_RTOL, FD_ATOL = 1e-6, 1e-8
 
 HAS_EXPLICIT = importlib.util.find_spec("toolkit.explicit") is not None
-HAS_IMPLICIT = importlib.util.find_spec("toolkit.implicit") is not None
+HAS_IMPLICIT = importlib.util.find_spec("toolkit.runner.implicit") is not None
 needs_explicit = pytest.mark.skipif(not HAS_EXPLICIT, reason="JAX engine not present")
 needs_implicit = pytest.mark.skipif(not HAS_IMPLICIT, reason="tape engine not present")
 
@@ -50,7 +50,7 @@ class _Tied(np.ndarray):
 @cache
 def _built(experiment: str) -> dict[str, Case]:
     """The cases built from the shipped config's hyperparameters."""
-    from toolkit.config import load_config
+    from toolkit.runner.config import load_config
 
     cfg = load_config(ROOT / "configs" / f"{experiment}.toml")
     return {c.name: c for c in cfg.build_cases()}
@@ -59,7 +59,7 @@ def _built(experiment: str) -> dict[str, Case]:
 def _all_cases() -> list[tuple[str, str]]:
     out = []
     for name in EXPERIMENTS:
-        module = importlib.import_module(f"experiments.{name}")
+        module = importlib.import_module(f"toolkit.experiments.{name}")
         out += [(name, c.name) for c in module.cases()]
     return out
 
@@ -191,14 +191,14 @@ def _measure(case: Case) -> Truth:
 
 
 def _grads(strategy: str, case: Case, wrt: tuple[str, ...] | None = None) -> Any:
-    from toolkit.strategies import compute_gradients
+    from toolkit.runner.strategies import compute_gradients
 
     return compute_gradients(strategy, case, case.initial_values(SEED), case.make_data(SEED),
                              case.wrt if wrt is None else wrt)
 
 
 def test_lm_text_ships_and_encodes() -> None:
-    from experiments.tied_embedding_lm import DATA_DIR, encode, load_text
+    from toolkit.experiments.tied_embedding_lm import DATA_DIR, encode, load_text
 
     text, vocab = load_text("tied_lm.txt")
     assert 2_000 < (DATA_DIR / "tied_lm.txt").stat().st_size < 300_000
@@ -210,7 +210,7 @@ def test_lm_text_ships_and_encodes() -> None:
 
 
 def test_lm_batch_is_onehot_windows_of_the_text() -> None:
-    from experiments.tied_embedding_lm import encode, load_text
+    from toolkit.experiments.tied_embedding_lm import encode, load_text
 
     case = _case("tied_embedding_lm", "tied-output-all-aliases")
     data = case.make_data(SEED)

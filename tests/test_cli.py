@@ -28,13 +28,13 @@ def visible(folder: Path) -> list[str]:
 def small_config(tmp_path: Path, extra: str = "") -> Path:
     return write(
         tmp_path / "small.toml",
-        'title = "small"\nexperiment = "experiments.aliasing"\n'
+        'title = "small"\nexperiment = "toolkit.experiments.aliasing"\n'
         'cases = ["case2", "case5"]\n' + extra,
     )
 
 
 def test_bad_config_exits_2_naming_file_and_key(tmp_path, capsys):
-    bad = write(tmp_path / "bad.toml", 'experiment = "experiments.aliasing"\nsteps = 3\n')
+    bad = write(tmp_path / "bad.toml", 'experiment = "toolkit.experiments.aliasing"\nsteps = 3\n')
     out = tmp_path / "out"
     assert main(["run", str(bad), "--out", str(out)]) == 2
     err = capsys.readouterr().err
@@ -52,7 +52,7 @@ def test_missing_config_and_bad_strategy_exit_2(tmp_path, capsys):
 
 def test_one_bad_config_among_good_ones_runs_nothing(tmp_path):
     good = small_config(tmp_path)
-    bad = write(tmp_path / "bad.toml", 'experiment = "experiments.aliasing"\ndtype = "int8"\n')
+    bad = write(tmp_path / "bad.toml", 'experiment = "toolkit.experiments.aliasing"\ndtype = "int8"\n')
     out = tmp_path / "out"
     assert main(["run", str(good), str(bad), "--out", str(out)]) == 2
     assert not out.exists() or visible(out) == []
@@ -95,7 +95,7 @@ def test_interrupted_run_leaves_no_partial_folder(tmp_path, sig):
     before = (out / earlier / "summary.json").read_text()
     long = write(
         tmp_path / "long.toml",
-        'title = "long"\nexperiment = "experiments.tied_autoencoder"\n'
+        'title = "long"\nexperiment = "toolkit.experiments.tied_autoencoder"\n'
         "[train]\nsteps = 1000000\noptimizers = [{ name = \"adam\", learning_rate = 0.01 }]\n",
     )
     proc = subprocess.Popen(

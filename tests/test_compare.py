@@ -5,9 +5,9 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from toolkit.compare import EXACT, NO_STEP, classify, effective_steps, judge
+from toolkit.runner.compare import EXACT, NO_STEP, classify, effective_steps, judge
 from toolkit.experiment import Case, Param, tie
-from toolkit.reference import compute_reference
+from toolkit.runner.reference import compute_reference
 
 
 def seed_case(wrt, loss=lambda np, p, d: np.sum(p.xt * p.x)) -> Case:
@@ -112,7 +112,7 @@ def verdicts_with(case, grads, *, same_object):
 
 
 def test_raw_errors_measure_against_the_total_seen_through_each_view():
-    from toolkit.compare import raw_errors
+    from toolkit.runner.compare import raw_errors
 
     case = seed_case(("x", "xt"))
     ref = compute_reference(case, case.initial_values(0), {})

@@ -9,15 +9,15 @@ import numpy as np
 import pytest
 
 import toolkit
-from toolkit.config import Config, load_config, load_config_text
+from toolkit.runner.config import Config, load_config, load_config_text
 from toolkit.errors import ConfigError
-from toolkit.strategies import STRATEGIES, TRAIN_STRATEGIES
+from toolkit.runner.strategies import STRATEGIES, TRAIN_STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED = sorted((ROOT / "configs").glob("*.toml"))
 
-GOOD = 'experiment = "experiments.aliasing"\n'
-AE = 'experiment = "experiments.tied_autoencoder"\n'
+GOOD = 'experiment = "toolkit.experiments.aliasing"\n'
+AE = 'experiment = "toolkit.experiments.tied_autoencoder"\n'
 
 
 @pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
@@ -112,8 +112,8 @@ optimizers = [
 
 # (config text, key path the message must name, further fragments it must contain)
 MALFORMED = [
-    ("title = 'x'\n", "experiment", ["missing", "experiments.aliasing"]),
-    ('experiment = "experiments.nope"\n', "experiment", ["no experiment module"]),
+    ("title = 'x'\n", "experiment", ["missing", "toolkit.experiments.aliasing"]),
+    ('experiment = "toolkit.experiments.nope"\n', "experiment", ["no experiment module"]),
     ('experiment = "../nope.py"\n', "experiment", ["does not exist"]),
     ('experiment = "toolkit.errors"\n', "experiment", ["defines no function cases"]),
     ("experiment = 3\n", "experiment", ["expected a module name", "int"]),

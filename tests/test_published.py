@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.config import load_config
-from toolkit.publish import key_table, render_index, short_verdict
-from toolkit.runner import run_config
+from toolkit.runner.config import load_config
+from toolkit.runner.publish import key_table, render_index, short_verdict
+from toolkit.runner.run import run_config
 
 ROOT = Path(__file__).resolve().parent.parent
 COMMITTED = ROOT / "results" / "reference" / "seed" / "summary.json"

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from toolkit.experiment import Case, Param, tie
-from toolkit.reference import compute_reference, to_storage
+from toolkit.runner.reference import compute_reference, to_storage
 
 
 def seed_case2() -> Case:

@@ -8,7 +8,7 @@ import textwrap
 
 import pytest
 
-from toolkit.rundir import STAGING_PREFIX, StagedRun, clean_stale_staging
+from toolkit.runner.rundir import STAGING_PREFIX, StagedRun, clean_stale_staging
 
 
 def visible(root):
@@ -49,7 +49,7 @@ def test_exception_removes_staging_and_keeps_earlier_runs(tmp_path):
 def test_sigkilled_staging_is_hidden_then_cleaned(tmp_path):
     script = textwrap.dedent(f"""
         import os, signal, pathlib
-        from toolkit.rundir import StagedRun
+        from toolkit.runner.rundir import StagedRun
         with StagedRun(pathlib.Path({str(tmp_path)!r}), "demo") as staging:
             (staging / "half").write_text("written")
             os.kill(os.getpid(), signal.SIGKILL)

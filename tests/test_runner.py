@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 
 from toolkit.cli import main
-from toolkit.config import load_config
-from toolkit.runner import run_config
+from toolkit.runner.config import load_config
+from toolkit.runner.run import run_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -43,5 +43,5 @@ def test_tied_autoencoder_training_comparison():
 def test_list_names_configs_experiments_and_strategies(capsys):
     assert main(["list"]) == 0
     out = capsys.readouterr().out
-    for word in ("seed.toml", "experiments.aliasing", "explicit-shared", "tied"):
+    for word in ("seed.toml", "aliasing", "explicit-shared", "tied"):
         assert word in out

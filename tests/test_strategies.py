@@ -15,11 +15,11 @@ import numpy as np
 import optax
 import pytest
 
-from experiments import aliasing, tied_autoencoder
-from toolkit.config import load_config
+from toolkit.experiments import aliasing, tied_autoencoder
+from toolkit.runner.config import load_config
 from toolkit.experiment import Case, Param, ParamTree, TiedParam, tie
 from toolkit.namespaces import numpy_namespace
-from toolkit.strategies import (
+from toolkit.runner.strategies import (
     STRATEGIES,
     TRAIN_STRATEGIES,
     GradientResult,

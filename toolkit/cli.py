@@ -33,7 +33,7 @@ def _repo_configs() -> Path:
 
 
 def _parse_strategies(text: str | None) -> tuple[str, ...] | None:
-    from toolkit.strategies import STRATEGIES
+    from toolkit.runner.strategies import STRATEGIES
 
     if text is None:
         return None
@@ -53,9 +53,9 @@ def _say(message: str) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Runs configs (or the embedded demo) and writes one run folder per config."""
-    from toolkit.config import load_config, load_config_text
-    from toolkit.demo import demo_configs
-    from toolkit.runner import run_config, write_run
+    from toolkit.runner.config import load_config, load_config_text
+    from toolkit.runner.demo import demo_configs
+    from toolkit.runner.run import run_config, write_run
 
     strategies = _parse_strategies(args.strategies)
     out = Path(args.out)
@@ -89,9 +89,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """Runs every shipped config into ``results/reference/`` and rewrites the index."""
-    from toolkit.config import load_config
-    from toolkit.publish import publish_run, write_index
-    from toolkit.runner import run_config
+    from toolkit.runner.config import load_config
+    from toolkit.runner.publish import publish_run, write_index
+    from toolkit.runner.run import run_config
 
     paths = sorted(_repo_configs().glob("*.toml"))
     if not paths:
@@ -115,8 +115,8 @@ def cmd_publish(args: argparse.Namespace) -> int:
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Lists shipped configs, experiments and strategies."""
-    import experiments
-    from toolkit.strategies import STRATEGIES, TRAIN_STRATEGIES
+    import toolkit.experiments as experiments
+    from toolkit.runner.strategies import STRATEGIES, TRAIN_STRATEGIES
 
     folder = _repo_configs()
     print("configs:")
@@ -124,7 +124,7 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"  {path}")
     print("experiments:")
     for mod in pkgutil.iter_modules(experiments.__path__):
-        print(f"  experiments.{mod.name}")
+        print(f"  {mod.name}")
     print("strategies:")
     for s in STRATEGIES:
         print(f"  {s}")

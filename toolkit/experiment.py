@@ -297,7 +297,8 @@ def load_experiment(ref: str, base_dir: Path | None = None, *, where: str = "") 
     """Loads an experiment from a file path (relative to ``base_dir``) or a module name.
 
     Args:
-        ref: ``"../experiments/aliasing.py"`` or ``"experiments.aliasing"``.
+        ref: a .py path (``"my_experiment.py"``), a shipped experiment's name (``"aliasing"``)
+            or a module name (``"mypackage.my_experiment"``).
         base_dir: folder relative paths are resolved against (the config's folder).
         where: context for error messages (``"configs/seed.toml: experiment"``).
 
@@ -305,7 +306,7 @@ def load_experiment(ref: str, base_dir: Path | None = None, *, where: str = "") 
         ConfigError: the file or module is missing or defines no ``cases`` function.
 
     Example:
-        >>> load_experiment("experiments.aliasing").name
+        >>> load_experiment("aliasing").name
         'aliasing'
     """
     where = where or "experiment"
@@ -323,12 +324,14 @@ def load_experiment(ref: str, base_dir: Path | None = None, *, where: str = "") 
         spec.loader.exec_module(module)
         name = path.stem
     else:
+        # A bare name is a shipped experiment: "aliasing" is toolkit.experiments.aliasing.
+        module_name = ref if "." in ref else f"toolkit.experiments.{ref}"
         try:
-            module = importlib.import_module(ref)
+            module = importlib.import_module(module_name)
         except ModuleNotFoundError as e:
             raise ConfigError(
                 f"{where}: no experiment module {ref!r} ({e}); give a module name such as "
-                f"'experiments.aliasing' or a .py path relative to the config"
+                f"'aliasing' (shipped), 'mypackage.module' or a .py path relative to the config"
             ) from None
         name = ref.rsplit(".", 1)[-1]
     builder = getattr(module, "cases", None)

@@ -2,10 +2,10 @@
 
 ``explicit``, ``explicit-merged`` and ``explicit-shared`` gradients (jitted ``jax.grad`` on a
 params pytree) and their trainers, including ``tied`` (:func:`toolkit.transforms.tied` on the
-untied tree). Callers normally go through :mod:`toolkit.strategies`.
+untied tree). Callers normally go through :mod:`toolkit.runner.strategies`.
 
 Example:
-    >>> from experiments.aliasing import cases
+    >>> from toolkit.experiments.aliasing import cases
     >>> case5 = next(c for c in cases() if c.name == "case5")
     >>> r = compute_gradients("explicit", case5, case5.initial_values(0), {}, ("x", "xt"))
     >>> r.grads["x"], r.grads["xt"]

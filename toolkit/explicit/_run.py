@@ -12,7 +12,7 @@ import optax
 
 from toolkit.experiment import Case
 from toolkit.explicit._layout import Layout
-from toolkit.strategies import GradientResult
+from toolkit.runner.strategies import GradientResult
 from toolkit.transforms import merge_tied_gradients, tie_drift, tied
 
 
@@ -29,7 +29,7 @@ def compute_gradients(
 ) -> GradientResult:
     """Gradients of ``case``'s loss for ``explicit``, ``explicit-merged`` or ``explicit-shared``.
 
-    See :func:`toolkit.strategies.compute_gradients`.
+    See :func:`toolkit.runner.strategies.compute_gradients`.
     """
     layout = Layout.build(strategy, case, values, wrt)
     ties = layout.ties
@@ -56,7 +56,7 @@ class ExplicitTrainer:
 
     Example:
         >>> import optax
-        >>> from experiments.tied_autoencoder import cases
+        >>> from toolkit.experiments.tied_autoencoder import cases
         >>> case = cases()[0]
         >>> t = ExplicitTrainer("explicit", case, case.initial_values(0), case.make_data(0),
         ...                     case.wrt, optax.adam(0.1))

@@ -9,7 +9,7 @@ path and the valid choices.
 Example:
     >>> cfg = load_config_text('''
     ... title = "two seed cases"
-    ... experiment = "experiments.aliasing"
+    ... experiment = "toolkit.experiments.aliasing"
     ... cases = ["case2", "case3"]
     ... [expect.case2.implicit-identity]
     ... grads = { x = [1.0] }
@@ -31,7 +31,7 @@ import numpy as np
 
 from toolkit.errors import ConfigError
 from toolkit.experiment import Case, Experiment, TiedParam, load_experiment
-from toolkit.strategies import STRATEGIES, TRAIN_STRATEGIES
+from toolkit.runner.strategies import STRATEGIES, TRAIN_STRATEGIES
 
 DTYPES = ("float64", "float32")
 NOTHING = "nothing"
@@ -240,7 +240,7 @@ class _Validator:
         self.keys(raw, _TOP_KEYS, "")
         if "experiment" not in raw:
             raise self.error("experiment", "missing; give a module name such as "
-                             "'experiments.aliasing' or a .py path relative to the config")
+                             "'toolkit.experiments.aliasing' or a .py path relative to the config")
         ref = self.typed(raw["experiment"], str, "experiment", "a module name or a .py path")
         experiment = load_experiment(ref, self.base_dir, where=f"{self.name}: experiment")
         title = self.typed(raw.get("title", experiment.name), str, "title", "a string")

@@ -3,7 +3,7 @@
 A strategy is a way to differentiate (and train) one experiment case whose parameters may be
 aliased. Two engines implement them:
 
-* the native tape (:mod:`toolkit.implicit`): ``implicit-identity`` (Zygote's implicit
+* the native tape (:mod:`toolkit.runner.implicit`): ``implicit-identity`` (Zygote's implicit
   ``Params`` rules) and ``implicit-storage`` (alias-aware: gradients accumulate per storage);
 * JAX (:mod:`toolkit.explicit`): ``explicit`` (each alias its own leaf, a copy),
   ``explicit-merged`` (every alias of a differentiated storage a leaf, gradients merged by
@@ -15,7 +15,7 @@ Importing this module is cheap (no jax); each engine is imported when first used
 
 Example:
     >>> import numpy as np
-    >>> from experiments.aliasing import cases
+    >>> from toolkit.experiments.aliasing import cases
     >>> case2 = next(c for c in cases() if c.name == "case2")
     >>> r = compute_gradients("explicit-shared", case2, case2.initial_values(0), {}, ("x",))
     >>> r.value, r.grads["x"]
@@ -109,7 +109,7 @@ def compute_gradients(
         A :class:`GradientResult` with one gradient per ``wrt`` path.
 
     Example:
-        >>> from experiments.aliasing import cases
+        >>> from toolkit.experiments.aliasing import cases
         >>> case3 = next(c for c in cases() if c.name == "case3")
         >>> r = compute_gradients("implicit-identity", case3, case3.initial_values(0), {},
         ...                       ("x", "xt"))
@@ -119,7 +119,7 @@ def compute_gradients(
     _check(strategy, STRATEGIES)
     _check_wrt(case, wrt)
     if strategy.startswith("implicit"):
-        from toolkit import implicit
+        from toolkit.runner import implicit
 
         return implicit.compute_gradients(strategy, case, values, data, wrt)
     from toolkit import explicit
@@ -150,7 +150,7 @@ def make_trainer(
 
     Example:
         >>> import optax
-        >>> from experiments.tied_autoencoder import cases
+        >>> from toolkit.experiments.tied_autoencoder import cases
         >>> case = cases()[0]
         >>> t = make_trainer("tied", case, case.initial_values(0), case.make_data(0),
         ...                  case.wrt, optax.adam(1e-2))
@@ -161,7 +161,7 @@ def make_trainer(
     _check(strategy, TRAIN_STRATEGIES)
     _check_wrt(case, wrt)
     if strategy.startswith("implicit"):
-        from toolkit import implicit
+        from toolkit.runner import implicit
 
         return implicit.ImplicitTrainer(strategy, case, values, data, wrt, optimizer)
     from toolkit import explicit

@@ -17,8 +17,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from toolkit.report import RULE_HELP, case_section, markdown_table
-from toolkit.runner import RunOutput, write_run
+from toolkit.runner.report import RULE_HELP, case_section, markdown_table
+from toolkit.runner.run import RunOutput, write_run
 
 REFERENCE_DIR = "reference"
 # (folder name under reference/, run summary, plot file names) for one config.

@@ -12,7 +12,7 @@ their storage). Under ``implicit-storage`` the update is applied once per storag
 the alias that covers most of it.
 
 Example:
-    >>> from experiments.aliasing import cases
+    >>> from toolkit.experiments.aliasing import cases
     >>> case2 = next(c for c in cases() if c.name == "case2")
     >>> r = compute_gradients("implicit-identity", case2, case2.initial_values(0), {}, ("x",))
     >>> r.grads["x"], sorted(r.globals)
@@ -29,7 +29,7 @@ import numpy as np
 
 from toolkit import tape
 from toolkit.experiment import Case, ParamTree, TiedParam
-from toolkit.strategies import GradientResult
+from toolkit.runner.strategies import GradientResult
 
 POLICIES = {"implicit-identity": "identity", "implicit-storage": "storage"}
 
@@ -38,7 +38,7 @@ def build_arrays(case: Case, values: Mapping[str, np.ndarray]) -> dict[str, Any]
     """Tape objects for every parameter path: named leaves for sources, views for ties.
 
     Example:
-        >>> from experiments.aliasing import cases
+        >>> from toolkit.experiments.aliasing import cases
         >>> arrays = build_arrays(cases()[1], {"x": np.array([1.0])})
         >>> arrays["xt"].parent is arrays["x"], arrays["xt"].shape
         (True, (1, 1))
@@ -104,7 +104,7 @@ def compute_gradients(
 ) -> GradientResult:
     """Gradients of ``case``'s loss under the tape's ``identity`` or ``storage`` policy.
 
-    See :func:`toolkit.strategies.compute_gradients`.
+    See :func:`toolkit.runner.strategies.compute_gradients`.
     """
     model = _Model(strategy, case, values, data, wrt)
     value, grads = model.withgradient()
@@ -125,7 +125,7 @@ class ImplicitTrainer:
 
     Example:
         >>> import optax
-        >>> from experiments.tied_autoencoder import cases
+        >>> from toolkit.experiments.tied_autoencoder import cases
         >>> case = cases()[0]
         >>> t = ImplicitTrainer("implicit-storage", case, case.initial_values(0),
         ...                     case.make_data(0), case.wrt, optax.adam(1e-2))

@@ -2,7 +2,7 @@
 
 Example:
     >>> import tempfile, pathlib
-    >>> from toolkit.runner import TrainingHistory
+    >>> from toolkit.runner.run import TrainingHistory
     >>> h = {"c": {"adam": {"explicit": TrainingHistory([1.0, 0.5], [0.0, 0.1], [0.0, 0.1])}}}
     >>> plot_training(h, pathlib.Path(tempfile.mkdtemp()))
     ['training-c-adam.png']

@@ -32,7 +32,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.experiment import Case, TiedParam
-from toolkit.reference import Reference, to_storage
+from toolkit.runner.reference import Reference, to_storage
 from toolkit.transforms import parse_map
 
 RULES = ("per-param", "per-storage")

@@ -5,8 +5,8 @@ Data flows one way. :func:`run_config` computes everything in memory (a :class:`
 ``report.md``, plots) staged and renamed whole.
 
 Example:
-    >>> from toolkit.config import load_config_text
-    >>> cfg = load_config_text('experiment = "experiments.aliasing"\\ncases = ["case2"]',
+    >>> from toolkit.runner.config import load_config_text
+    >>> cfg = load_config_text('experiment = "toolkit.experiments.aliasing"\\ncases = ["case2"]',
     ...                        name="inline.toml")
     >>> out = run_config(cfg)
     >>> out.summary["cases"]["case2"]["strategies"]["implicit-storage"]["grads"]["x"]
@@ -25,12 +25,12 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.compare import EXACT, judge, raw_errors
-from toolkit.config import Config
+from toolkit.runner.compare import EXACT, judge, raw_errors
+from toolkit.runner.config import Config
 from toolkit.experiment import Case
-from toolkit.reference import compute_reference
-from toolkit.rundir import StagedRun
-from toolkit.strategies import GradientResult, compute_gradients, make_trainer
+from toolkit.runner.reference import compute_reference
+from toolkit.runner.rundir import StagedRun
+from toolkit.runner.strategies import GradientResult, compute_gradients, make_trainer
 
 # Strategies built to be correct: a reference mismatch here is a bug, so the run fails.
 MUST_BE_EXACT = {
@@ -329,10 +329,10 @@ def run_config(
 def write_run(output: RunOutput, root: Path) -> Path:
     """Writes ``output`` as a new run folder under ``root``; returns its path.
 
-    The folder is staged and renamed whole (:class:`toolkit.rundir.StagedRun`).
+    The folder is staged and renamed whole (:class:`toolkit.runner.rundir.StagedRun`).
     """
-    from toolkit.plots import plot_training
-    from toolkit.report import render_report
+    from toolkit.runner.plots import plot_training
+    from toolkit.runner.report import render_report
 
     config = output.config
     run = StagedRun(Path(root), Path(config.name).stem)

@@ -1,6 +1,6 @@
 """The default demo that ``aliasgrad run`` runs with no config.
 
-Two configs shipped inside the package (``toolkit/defaults/``; ``configs/seed.toml`` and
+Two configs shipped inside the package (``toolkit/runner/defaults/``; ``configs/seed.toml`` and
 ``configs/tied_autoencoder.toml`` are the same files): the seed's nine cases (Zygote issue
 #991) with every strategy and Zygote's printed values as recorded expectations, and the tied
 autoencoder (``Dense(5, 2)`` and a decoder using the transposed encoder weight) trained with
@@ -18,5 +18,5 @@ DEMO_FILES = ("seed.toml", "tied_autoencoder.toml")
 
 def demo_configs() -> list[tuple[str, str]]:
     """(file name, TOML text) of each demo config."""
-    folder = resources.files("toolkit") / "defaults"
+    folder = resources.files("toolkit.runner") / "defaults"
     return [(name, (folder / name).read_text(encoding="utf-8")) for name in DEMO_FILES]
