@@ -52,7 +52,7 @@ def test_missing_config_and_bad_strategy_exit_2(tmp_path, capsys):
 
 def test_one_bad_config_among_good_ones_runs_nothing(tmp_path):
     good = small_config(tmp_path)
-    bad = write(tmp_path / "bad.toml", 'experiment = "toolkit.experiments.aliasing"\ndtype = "int8"\n')
+    bad = write(tmp_path / "bad.toml", 'experiment = "aliasing"\ndtype = "int8"\n')
     out = tmp_path / "out"
     assert main(["run", str(good), str(bad), "--out", str(out)]) == 2
     assert not out.exists() or visible(out) == []

@@ -5,8 +5,8 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from toolkit.runner.compare import EXACT, NO_STEP, classify, effective_steps, judge
 from toolkit.experiment import Case, Param, tie
+from toolkit.runner.compare import EXACT, NO_STEP, classify, effective_steps, judge
 from toolkit.runner.reference import compute_reference
 
 

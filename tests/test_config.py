@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 import toolkit
-from toolkit.runner.config import Config, load_config, load_config_text
 from toolkit.errors import ConfigError
+from toolkit.runner.config import Config, load_config, load_config_text
 from toolkit.runner.strategies import STRATEGIES, TRAIN_STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[1]

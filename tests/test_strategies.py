@@ -15,10 +15,10 @@ import numpy as np
 import optax
 import pytest
 
-from toolkit.experiments import aliasing, tied_autoencoder
-from toolkit.runner.config import load_config
 from toolkit.experiment import Case, Param, ParamTree, TiedParam, tie
+from toolkit.experiments import aliasing, tied_autoencoder
 from toolkit.namespaces import numpy_namespace
+from toolkit.runner.config import load_config
 from toolkit.runner.strategies import (
     STRATEGIES,
     TRAIN_STRATEGIES,

@@ -25,9 +25,9 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.experiment import Case
 from toolkit.runner.compare import EXACT, judge, raw_errors
 from toolkit.runner.config import Config
-from toolkit.experiment import Case
 from toolkit.runner.reference import compute_reference
 from toolkit.runner.rundir import StagedRun
 from toolkit.runner.strategies import GradientResult, compute_gradients, make_trainer
