@@ -9,12 +9,31 @@ package merges the gradients and optimises each real parameter once:
     >>> from toolkit.transforms import Tie, tied
     >>> tx = tied(optax.adamw(1e-3), [Tie("embed", "unembed", "transpose")])
 
-It depends only on jax, numpy and optax.
+It depends only on jax, numpy and optax. The tie maps (:func:`parse_map`) need only numpy,
+so importing them does not load jax; the transforms and tie helpers are loaded on first use.
 """
 
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING
+
 from toolkit.transforms._maps import TieMap, parse_map
-from toolkit.transforms._tied import TiedState, merge_tied_gradients, tied
-from toolkit.transforms._ties import Tie, detect_ties, materialize_ties, tie_drift
+
+if TYPE_CHECKING:
+    from toolkit.transforms._tied import TiedState, merge_tied_gradients, tied
+    from toolkit.transforms._ties import Tie, detect_ties, materialize_ties, tie_drift
+
+# Public name → the submodule defining it; these need jax, so they load on first access.
+_JAX_EXPORTS = {
+    "TiedState": "_tied",
+    "merge_tied_gradients": "_tied",
+    "tied": "_tied",
+    "Tie": "_ties",
+    "detect_ties": "_ties",
+    "materialize_ties": "_ties",
+    "tie_drift": "_ties",
+}
 
 __all__ = [
     "Tie",
@@ -27,3 +46,16 @@ __all__ = [
     "tie_drift",
     "tied",
 ]
+
+
+def __getattr__(name: str) -> object:
+    submodule = _JAX_EXPORTS.get(name)
+    if submodule is None:
+        raise AttributeError(f"module 'toolkit.transforms' has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"toolkit.transforms.{submodule}"), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

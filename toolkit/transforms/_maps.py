@@ -5,6 +5,9 @@ methods (``x.T``, ``x.transpose(axes)``, ``x.reshape(shape)``, ``x[index]``) so 
 builds tied parameters on numpy arrays, jax arrays and the toolkit's tape arrays.
 :meth:`TieMap.accumulate` is the jax-side adjoint that the gradient merge needs: it adds a
 target-shaped gradient into a source-shaped accumulator (a scatter-add for partial ties).
+
+Parsing and applying maps needs only numpy, so jax is imported where the jax face is used:
+the finite-difference reference reads tie maps without loading jax.
 """
 
 from __future__ import annotations
@@ -13,8 +16,6 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
 Shape = tuple[int, ...]
@@ -240,6 +241,8 @@ class _Index(TieMap):
         raise ValueError(f"partial tie {self} is not invertible: the target is part of the source")
 
     def accumulate(self, acc: Any, g: Any) -> Any:
+        import jax.numpy as jnp
+
         return jnp.asarray(acc).at[self._key()].add(g)
 
     def __str__(self) -> str:
@@ -260,6 +263,8 @@ def match_sharding(x: Any, like: Any) -> Any:
     error rather than an implicit all-to-all. Elsewhere (numpy, unsharded or auto-sharded
     arrays) both specs are unconstrained and ``x`` is returned as is.
     """
+    import jax
+
     if not isinstance(x, jax.Array) or not isinstance(like, jax.Array):
         return x
     spec = jax.typeof(like).sharding.spec
