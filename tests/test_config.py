@@ -131,7 +131,7 @@ MALFORMED = [
      ["unknown parameter path 'y'", "valid: x, xt"]),
     (GOOD + "cases = ['case1']\n[wrt]\ncase2 = ['x']\n", "wrt.case2",
      ["unknown case", "valid: case1"]),
-    (GOOD + "[tolerances]\nrtol = -1\n", "tolerances.rtol", ["must be >= 0"]),
+    (GOOD + "[tolerances]\nrtol = -1\n", "tolerances.rtol", ["must be a finite number >= 0"]),
     (GOOD + "[tolerances]\nrtol = 'tight'\n", "tolerances.rtol", ["expected a number"]),
     (GOOD + "[tolerances]\nrel = 1e-3\n", "tolerances.rel", ["unknown key", "valid: rtol, atol"]),
     (GOOD + "[reference]\ndirections = 0\n", "reference.directions", ["must be >= 1"]),

@@ -20,7 +20,9 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
+import math
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -29,11 +31,22 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.errors import ConfigError
-from toolkit.experiment import Case, Experiment, TiedParam, load_experiment
+from toolkit.errors import ConfigError, user_code
+from toolkit.experiment import (
+    INITIALISERS,
+    Case,
+    Experiment,
+    Param,
+    ParamTree,
+    TiedParam,
+    load_experiment,
+)
 from toolkit.runner.strategies import STRATEGIES, TRAIN_STRATEGIES
 
 DTYPES = ("float64", "float32")
+# Default (rtol, atol) against the float64 finite-difference reference, by dtype. float32
+# gradients carry about 1e-7 relative rounding per operation, accumulated over a loss.
+DEFAULT_TOLERANCES = {"float64": (1e-6, 1e-9), "float32": (1e-3, 1e-5)}
 NOTHING = "nothing"
 
 # optax's optimizer factories a config may name (the ones present in the installed optax).
@@ -154,6 +167,9 @@ def load_config(path: str | Path) -> Config:
         text = path.read_text(encoding="utf-8")
     except OSError as e:
         raise ConfigError(f"{path}: cannot read config ({e.strerror})") from None
+    except UnicodeDecodeError as e:
+        raise ConfigError(f"{path}: not a UTF-8 text file (byte {e.start} is "
+                          f"{e.object[e.start]:#04x}); a config is TOML text") from None
     return load_config_text(text, name=str(path), base_dir=path.parent, path=path)
 
 
@@ -173,9 +189,92 @@ def load_config_text(
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"{name}: not valid TOML: {e}") from None
-    return _Validator(name, Path(base_dir) if base_dir is not None else Path.cwd()).config(
+    config = _Validator(name, Path(base_dir) if base_dir is not None else Path.cwd()).config(
         raw, text, path
     )
+    check_cases(config)
+    return config
+
+
+def experiment_files(config: Config) -> list[str]:
+    """The source files of ``config``'s experiment code (its module and each case's loss)."""
+    files = [getattr(config.experiment.module, "__file__", None)]
+    files += [getattr(getattr(c.loss, "__code__", None), "co_filename", None)
+              for c in config.build_cases()]
+    return sorted({f for f in files if f})
+
+
+def check_cases(config: Config) -> None:
+    """Runs each selected case's own code once in NumPy, before any strategy runs.
+
+    Draws the initial values (in ``config.dtype`` and float64) and the data, and evaluates
+    the loss in float64: a bad initialiser name, an exception in the experiment's code, or a
+    loss that is not a finite floating-point scalar is reported as a :class:`ConfigError`
+    naming the config, the case and (for an exception) the experiment's ``file:line``.
+
+    Example:
+        >>> check_cases(load_config_text('experiment = "aliasing"', name="<doc>"))
+    """
+    from toolkit.runner.reference import NumpyEvaluator
+
+    name = config.experiment.name
+    files = experiment_files(config)
+    for case in config.build_cases():
+        at = f"{config.name}: experiment {name!r}: case {case.name!r}"
+        for path, spec in case.params.items():
+            if isinstance(spec, Param) and isinstance(spec.init, str) and (
+                spec.init not in INITIALISERS
+            ):
+                raise ConfigError(f"{at}: parameter {path!r}: unknown initialiser "
+                                  f"{spec.init!r}; valid: {_choices(INITIALISERS)}")
+        with user_code(f"{at}: initial values", files):
+            case.initial_values(config.seed, np.dtype(config.dtype))
+            values = case.initial_values(config.seed, np.float64)
+        with user_code(f"{at}: data", files):
+            data = case.make_data(config.seed, np.float64)
+        results: list[Any] = []
+
+        def capture(ns: Any, p: ParamTree, d: Mapping[str, Any], case: Case = case,
+                    results: list[Any] = results) -> float:
+            results.append(case.loss(ns, p, d))
+            return 0.0
+
+        with user_code(f"{at}: loss", files):
+            NumpyEvaluator(dataclasses.replace(case, loss=capture), data).tied(values)
+        _check_loss_value(results[0], f"{at}: loss {_where_defined(case.loss)}")
+
+
+def _where_defined(fn: Any) -> str:
+    code = getattr(fn, "__code__", None)
+    return f"({code.co_filename}:{code.co_firstlineno})" if code else ""
+
+
+def _check_loss_value(value: Any, at: str) -> None:
+    try:
+        arr = np.asarray(value)
+    except Exception:  # an object NumPy cannot read is as wrong as a non-number
+        arr = np.asarray(None)
+    if arr.dtype.kind != "f":
+        raise ConfigError(f"{at}: returned {type(value).__name__} of dtype {arr.dtype}; a loss "
+                          "returns a floating-point scalar (e.g. np.sum(...) or np.mean(...))")
+    if arr.shape != ():
+        raise ConfigError(f"{at}: returned an array of shape {arr.shape}; a loss returns a "
+                          "scalar (reduce it with np.sum or np.mean)")
+    if not np.isfinite(arr):
+        raise ConfigError(f"{at}: is {float(arr)} at the initial values (seed "
+                          "given by the config); a loss must be finite where it starts")
+
+
+def _try_optimizer(spec: OptimizerSpec) -> None:
+    """Builds the optimizer and applies one update to a small tree, so arguments optax only
+    reads when stepping (a string learning rate) fail here rather than mid-run."""
+    import jax.numpy as jnp
+
+    tx = spec.build()
+    params = {"w": jnp.ones(2, dtype=jnp.float32)}
+    updates, _ = tx.update({"w": jnp.full(2, 0.5, dtype=jnp.float32)}, tx.init(params), params)
+    if not bool(jnp.all(jnp.isfinite(updates["w"]))):
+        raise ValueError("the test step is not finite")
 
 
 def _choices(valid: Any) -> str:
@@ -224,8 +323,8 @@ class _Validator:
         value = raw.get(key, default)
         at = f"{where}.{key}"
         self.typed(value, (int, float), at, "a number")
-        if value < 0:
-            raise self.error(at, f"must be >= 0, got {value}")
+        if not math.isfinite(value) or value < 0:
+            raise self.error(at, f"must be a finite number >= 0, got {value}")
         return float(value)
 
     def positive_int(self, raw: Mapping[str, Any], key: str, where: str, default: int) -> int:
@@ -242,15 +341,21 @@ class _Validator:
             raise self.error("experiment", "missing; give a module name such as "
                              "'toolkit.experiments.aliasing' or a .py path relative to the config")
         ref = self.typed(raw["experiment"], str, "experiment", "a module name or a .py path")
-        experiment = load_experiment(ref, self.base_dir, where=f"{self.name}: experiment")
+        where = f"{self.name}: experiment {ref!r}"
+        ref_file = (self.base_dir / ref).resolve() if ref.endswith(".py") else None
+        # Importing runs the experiment's module: its errors are the user's, reported briefly.
+        with user_code(f"{where}: import", [ref_file] if ref_file else []):
+            experiment = load_experiment(ref, self.base_dir, where=f"{self.name}: experiment")
         title = self.typed(raw.get("title", experiment.name), str, "title", "a string")
 
         hyper = self.hyperparameters(self.table(raw, "hyperparameters"), experiment)
-        try:
-            built = experiment.build(hyper)
-        except (ValueError, TypeError) as e:
-            raise self.error("hyperparameters", f"experiment {experiment.name!r} rejected "
-                             f"them: {e}") from None
+        files = [f for f in [getattr(experiment.module, "__file__", None)] if f]
+        with user_code(f"{where}: cases()", files):
+            try:
+                built = experiment.build(hyper)
+            except (ValueError, TypeError) as e:
+                raise self.error("hyperparameters", f"experiment {experiment.name!r} rejected "
+                                 f"them: {type(e).__name__}: {e}") from None
         by_name = {c.name: c for c in built}
         all_cases = tuple(by_name)
         cases = (self.names(raw["cases"], "cases", all_cases, "case") if "cases" in raw
@@ -271,6 +376,8 @@ class _Validator:
         if dtype not in DTYPES:
             raise self.error("dtype", f"unknown dtype {dtype!r}; valid: {_choices(DTYPES)}")
         seed = self.typed(raw.get("seed", 0), int, "seed", "an integer")
+        if seed < 0:
+            raise self.error("seed", f"must be >= 0 (a NumPy seed), got {seed}")
 
         tol = self.table(raw, "tolerances")
         self.keys(tol, _TOLERANCE_KEYS, "tolerances")
@@ -289,8 +396,8 @@ class _Validator:
             strategies=strategies,
             dtype=dtype,
             seed=seed,
-            rtol=self.number(tol, "rtol", "tolerances", 1e-6),
-            atol=self.number(tol, "atol", "tolerances", 1e-9),
+            rtol=self.number(tol, "rtol", "tolerances", DEFAULT_TOLERANCES[dtype][0]),
+            atol=self.number(tol, "atol", "tolerances", DEFAULT_TOLERANCES[dtype][1]),
             directions=self.positive_int(ref_table, "directions", "reference", 16),
             train=self.train(raw, cases),
             expect=self.expect(self.table(raw, "expect"), by_name, cases),
@@ -316,6 +423,8 @@ class _Validator:
                 out[key] = tuple(value) if isinstance(value, list) else value
             self.typed(value, kind, at, f"{type(default).__name__} like the default "
                        f"{default!r}")
+            if isinstance(value, float) and not math.isfinite(value):
+                raise self.error(at, f"must be a finite number, got {value}")
         return out
 
     def train(self, raw: dict[str, Any], cases: tuple[str, ...]) -> TrainSpec | None:
@@ -363,17 +472,33 @@ class _Validator:
         label = kwargs.pop("label", None)
         factory = getattr(optax, name)
         params = inspect.signature(factory).parameters
-        for key in kwargs:
+        for key, value in kwargs.items():
             if key not in params:
                 raise self.error(f"{at}.{key}", f"optax.{name} takes no argument {key!r}; "
                                  f"valid: {_choices(params)}")
+            self.optimizer_argument(value, params[key], f"{at}.{key}")
         spec_label = label or f"{name}(" + ", ".join(f"{k}={v!r}" for k, v in kwargs.items()) + ")"
         spec = OptimizerSpec(name, kwargs, self.typed(spec_label, str, f"{at}.label", "a string"))
         try:
-            spec.build()
-        except (TypeError, ValueError) as e:
-            raise self.error(at, f"optax.{name}({kwargs}) failed: {e}") from None
+            _try_optimizer(spec)
+        except Exception as e:  # optax's own checks: any failure means these arguments are bad
+            raise self.error(at, f"optax.{name}({kwargs}) failed on a test step: "
+                             f"{type(e).__name__}: {e}") from None
         return spec
+
+    def optimizer_argument(self, value: Any, param: inspect.Parameter, at: str) -> None:
+        default = param.default
+        numeric = param.name == "learning_rate" or (
+            isinstance(default, int | float) and not isinstance(default, bool)
+        )
+        if isinstance(default, bool):
+            self.typed(value, bool, at, "true or false")
+        elif numeric:
+            self.typed(value, (int, float), at, "a number")
+            if not math.isfinite(value):
+                raise self.error(at, f"must be a finite number, got {value}")
+            if param.name == "learning_rate" and value <= 0:
+                raise self.error(at, f"must be > 0, got {value}")
 
     def expect(self, table: dict[str, Any], by_name: dict[str, Case],
                cases: tuple[str, ...]) -> dict[str, dict[str, dict[str, dict[str, Any]]]]:
