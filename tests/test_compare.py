@@ -6,7 +6,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from toolkit.experiment import Case, Param, tie
-from toolkit.runner.compare import EXACT, NO_STEP, classify, effective_steps, judge
+from toolkit.runner.compare import classify, effective_steps, judge, judge_training
 from toolkit.runner.reference import compute_reference
 
 
@@ -14,10 +14,18 @@ def seed_case(wrt, loss=lambda np, p, d: np.sum(p.xt * p.x)) -> Case:
     return Case("c", {"x": Param((1,), values=[1.0]), "xt": tie("x", "adjoint")}, loss, wrt=wrt)
 
 
+EXACT = ("exact", ())
+
+
+def named(verdict):
+    """A verdict's kind and the aliases it names."""
+    return verdict.kind, verdict.via
+
+
 def verdicts(case, grads):
     ref = compute_reference(case, case.initial_values(0), {})
     return {
-        (v.rule, v.source): v.verdict
+        (v.rule, v.source): named(v.verdict)
         for v in judge(case, grads, case.wrt, ref, rtol=1e-6, atol=1e-9)
     }
 
@@ -25,20 +33,20 @@ def verdicts(case, grads):
 def test_identity_partials_with_one_alias_miss_the_other():
     # Zygote's case 2: x gets only its own partial.
     v = verdicts(seed_case(("x",)), {"x": np.array([1.0])})
-    assert v[("per-param", "x")] == "missing contribution (via xt)"
+    assert v[("per-param", "x")] == ("missing", ("xt",))
 
 
 def test_identity_partials_with_every_alias_are_exact_per_param_only():
     # Zygote's case 3: partials [1] and [[1]] sum to the true step through views.
     v = verdicts(seed_case(("x", "xt")), {"x": np.array([1.0]), "xt": np.array([[1.0]])})
     assert v[("per-param", "x")] == EXACT
-    assert v[("per-storage", "x")] == "missing contribution (via xt)"
+    assert v[("per-storage", "x")] == ("missing", ("xt",))
 
 
 def test_storage_totals_double_count_when_applied_per_param():
     v = verdicts(seed_case(("x", "xt")), {"x": np.array([2.0]), "xt": np.array([[2.0]])})
     assert v[("per-storage", "x")] == EXACT
-    assert v[("per-param", "x")] == "double-counted (via xt)"
+    assert v[("per-param", "x")] == ("double-counted", ("xt",))
 
 
 def test_structural_gradient_updates_the_parent():
@@ -47,21 +55,23 @@ def test_structural_gradient_updates_the_parent():
     steps = effective_steps(case, {"xt": {"parent": np.array([1.0])}}, case.wrt, "per-param")
     np.testing.assert_array_equal(steps["x"], [1.0])
     assert verdicts(case, {"xt": {"parent": np.array([1.0])}})[("per-param", "x")] == (
-        "missing contribution (via x)"
+        ("missing", ("x",))
     )
 
 
 def test_nothing_gives_zero_step_and_unlisted_storage_no_step():
     case = seed_case(("x",))
-    assert verdicts(case, {"x": None})[("per-param", "x")] == "missing contribution (via x, xt)"
-    assert classify(None, np.ones(1), {}, listed=[], rtol=0, atol=0) == NO_STEP
+    assert verdicts(case, {"x": None})[("per-param", "x")] == ("missing", ("x", "xt"))
+    no_step = classify(None, np.ones(1), {}, listed=[], rtol=0, atol=0)
+    assert named(no_step) == ("no-step", ()) and no_step.error is None
 
 
 def test_unexplained_error_is_reported_as_wrong():
     out = classify(
         np.array([5.0]), np.array([2.0]), {"x": np.array([1.0])}, listed=["x"], rtol=1e-6, atol=1e-9
     )
-    assert out.startswith("wrong (max abs error 3")
+    assert named(out) == ("wrong", ()) and out.error == pytest.approx(3.0)
+    assert str(out) == "wrong (max abs error 3)"
 
 
 def slice_case(wrt) -> Case:
@@ -80,14 +90,14 @@ def test_storage_totals_on_a_slice_double_count_only_the_slice():
     grads = {"v": truth, "b": truth[:2]}
     v = verdicts(case, grads)
     assert v[("per-storage", "v")] == EXACT
-    assert v[("per-param", "v")] == "double-counted (via b)"
+    assert v[("per-param", "v")] == ("double-counted", ("b",))
 
 
 def test_slice_partials_through_views_are_exact_per_param():
     case = slice_case(("v", "b"))
     v = verdicts(case, {"v": np.array([1.0, 2.0, 3.0, 4.0]), "b": np.array([3.0, 3.0])})
     assert v[("per-param", "v")] == EXACT
-    assert v[("per-storage", "v")] == "missing contribution (via b)"
+    assert v[("per-storage", "v")] == ("missing", ("b",))
 
 
 def test_identity_tie_is_one_params_entry_for_a_shared_object_engine():
@@ -102,13 +112,13 @@ def test_identity_tie_is_one_params_entry_for_a_shared_object_engine():
     shared = verdicts_with(case, {"w": total, "w2": total}, same_object=True)
     copies = verdicts_with(case, {"w": total, "w2": total}, same_object=False)
     assert shared[("per-param", "w")] == EXACT
-    assert copies[("per-param", "w")] == "double-counted (via w2)"
+    assert copies[("per-param", "w")] == ("double-counted", ("w2",))
 
 
 def verdicts_with(case, grads, *, same_object):
     ref = compute_reference(case, case.initial_values(0), {})
     out = judge(case, grads, case.wrt, ref, rtol=1e-6, atol=1e-9, same_object=same_object)
-    return {(v.rule, v.source): v.verdict for v in out}
+    return {(v.rule, v.source): named(v.verdict) for v in out}
 
 
 def test_raw_errors_measure_against_the_total_seen_through_each_view():
@@ -140,7 +150,8 @@ def test_classify_names_exactly_the_aliases_whose_partials_are_missing(n, seed, 
     assume(gone)
     step = truth - sum(partials[a] for a in gone)
     verdict = classify(step, truth, partials, listed=names, rtol=1e-9, atol=1e-12)
-    assert verdict == f"missing contribution (via {', '.join(gone)})"
+    assert named(verdict) == ("missing", tuple(gone))
+    assert str(verdict) == f"missing contribution (via {', '.join(gone)})"
 
 
 @settings(max_examples=40, deadline=None)
@@ -153,4 +164,42 @@ def test_classify_counts_totals_applied_through_extra_aliases(n, seed, extra):
     again = names[1 : 1 + min(extra, n - 1)]
     step = truth * (1 + len(again))
     verdict = classify(step, truth, partials, listed=names, rtol=1e-9, atol=1e-12)
-    assert verdict == f"double-counted (via {', '.join(again)})"
+    assert named(verdict) == ("double-counted", tuple(again))
+    assert str(verdict) == f"double-counted (via {', '.join(again)})"
+
+
+def test_verdict_json_has_kind_via_and_text():
+    case = seed_case(("x",))
+    ref = compute_reference(case, case.initial_values(0), {})
+    (first, *_) = judge(case, {"x": np.array([1.0])}, case.wrt, ref, rtol=1e-6, atol=1e-9)
+    assert first.rule == "per-param"
+    assert first.verdict.to_json() == {
+        "kind": "missing", "via": ["xt"], "text": "missing contribution (via xt)"
+    }
+    # the step is 1 and the truth 2 (d/dx x^2 at 1): the error is their gap
+    assert first.verdict.error == pytest.approx(1.0, abs=1e-8)
+
+
+def test_verdict_rejects_aliases_where_its_kind_names_none():
+    from toolkit.runner.results import Verdict
+
+    with pytest.raises(ValueError, match="'via' must be empty"):
+        Verdict("exact", via=("x",))
+    with pytest.raises(ValueError, match="'via' must name at least one alias"):
+        Verdict("missing")
+    with pytest.raises(ValueError, match="unknown verdict kind 'lost'; valid: exact"):
+        Verdict("lost")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("drift", "distance", "kind", "text"),
+    [
+        (0.0, 1e-9, "exact", "exact"),
+        (0.0, 2e-3, "wrong-trajectory", "wrong trajectory (max distance 0.002)"),
+        (1.4, 1.5, "ties-drift", "ties drift (max 1.4)"),
+    ],
+)
+def test_training_verdicts(drift, distance, kind, text):
+    v = judge_training(drift, distance, 1e-6)
+    assert v.kind == kind and str(v) == text
+    assert v.to_json() == {"kind": kind, "text": text}

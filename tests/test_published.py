@@ -7,6 +7,7 @@ import numpy as np
 
 from toolkit.runner.config import load_config
 from toolkit.runner.publish import key_table, render_index, short_verdict
+from toolkit.runner.results import Verdict
 from toolkit.runner.run import run_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -54,11 +55,13 @@ def test_key_table_marks_only_non_exact_cells():
         "config": "configs/x.toml",
         "cases": {"c": {"wrt": ["w"], "aliases": {"w": ["w", "wt"]}, "reference": {},
                         "strategies": {"a": {"verdicts": {
-            "per-param": {"w": "exact"},
-            "per-storage": {"w": "missing contribution (via wt)"},
+            "per-param": {"w": Verdict("exact").to_json()},
+            "per-storage": {"w": Verdict("missing", via=("wt",)).to_json()},
         }}}}},
     }
     (_, _, row) = key_table([summary], ["a"])
     assert row == "| x / c | exact / missing (via wt) |"
     assert "exact" in render_index([("x", {**summary, "title": "X", "strategies": ["a"]}, [])])
-    assert short_verdict("no step (not in Params)") == "—"
+    assert short_verdict(Verdict("no-step").to_json()) == "—"
+    three = Verdict("double-counted", via=("a", "b", "c")).to_json()
+    assert short_verdict(three) == "double (via a, … 3 aliases)"

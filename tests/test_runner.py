@@ -20,7 +20,9 @@ def test_seed_run_passes_every_recorded_zygote_value():
     assert out.ok, [c for c in out.checks if not c.passed]
     case6 = out.summary["cases"]["case6"]["strategies"]["implicit-identity"]
     assert case6["grads"]["xt"] == {"parent": [1.0]}
-    assert case6["verdicts"]["per-param"]["x"] == "missing contribution (via x)"
+    assert case6["verdicts"]["per-param"]["x"] == {
+        "kind": "missing", "via": ["x"], "text": "missing contribution (via x)"
+    }
 
 
 @pytest.mark.slow
@@ -29,15 +31,16 @@ def test_tied_autoencoder_training_comparison():
     both = out.summary["cases"]["aliases"]
     adam = both["training"]["adam(learning_rate=0.01)"]
     sgd = both["training"]["sgd(learning_rate=0.1)"]
-    assert sgd["implicit-identity"]["verdict"] == "exact"
-    assert adam["implicit-identity"]["verdict"].startswith("wrong trajectory")
-    assert adam["implicit-storage"]["verdict"] == "exact"
-    assert adam["explicit"]["verdict"].startswith("ties drift")
+    assert sgd["implicit-identity"]["verdict"]["kind"] == "exact"
+    assert adam["implicit-identity"]["verdict"]["kind"] == "wrong-trajectory"
+    assert adam["implicit-storage"]["verdict"]["kind"] == "exact"
+    assert adam["explicit"]["verdict"]["kind"] == "ties-drift"
     for strategy in ("explicit-merged", "tied", "implicit-storage"):
-        assert adam[strategy]["verdict"] == "exact"
+        assert adam[strategy]["verdict"]["kind"] == "exact"
         assert adam[strategy]["max_distance_to_shared"] <= 1e-6
     dedup = out.summary["cases"]["dedup"]["strategies"]["implicit-identity"]["verdicts"]
-    assert dedup["per-param"]["enc.weight"] == "missing contribution (via dec.weight)"
+    assert dedup["per-param"]["enc.weight"]["kind"] == "missing"
+    assert dedup["per-param"]["enc.weight"]["via"] == ["dec.weight"]
 
 
 def test_list_names_configs_experiments_and_strategies(capsys):

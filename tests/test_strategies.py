@@ -2,7 +2,7 @@
 
 Truths used here: float64 central finite differences in plain NumPy (on a hand-built untied
 tree for each copy's partial, on the storage for the total), the other engine, and the
-values Zygote printed in the seed thread (DESIGN.md §1).
+values Zygote prints for the nine aliasing cases of its implicit ``Params``.
 """
 
 from __future__ import annotations
@@ -19,11 +19,13 @@ from toolkit.experiment import Case, Param, ParamTree, TiedParam, tie
 from toolkit.experiments import aliasing, tied_autoencoder
 from toolkit.namespaces import numpy_namespace
 from toolkit.runner.config import load_config
+from toolkit.runner.results import GradientResult
 from toolkit.runner.strategies import (
+    REGISTRY,
     STRATEGIES,
     TRAIN_STRATEGIES,
-    GradientResult,
     compute_gradients,
+    get_strategy,
     make_trainer,
 )
 
@@ -209,7 +211,7 @@ def _assert_matches(actual: Mapping[str, Any], expected: Mapping[str, Any]) -> N
 
 ONE, ROW = np.array([1.0]), np.array([[1.0]])
 
-# DESIGN.md §1: Zygote's printed column (= implicit-identity) and the storage column.
+# Zygote's printed gradients (= implicit-identity), its globals, and the storage column.
 SEED_TABLE = {
     "case1": ({"x": [2.0]}, {"x": [2.0]}, {"x": [2.0]}),
     "case2": ({"x": [1.0]}, {"x": [1.0], "xt": ROW}, {"x": [2.0]}),
@@ -289,9 +291,24 @@ def test_unknown_strategy_and_path() -> None:
         compute_gradients("explicit", case, case.initial_values(0), {}, ("y",))
     with pytest.raises(ValueError, match="unknown strategy 'tied'"):
         compute_gradients("tied", case, case.initial_values(0), {}, ("x",))
+    with pytest.raises(ValueError, match="'tied' only trains"):
+        get_strategy("tied", training=True).compute_gradients(
+            case, case.initial_values(0), {}, ("x",)
+        )
 
 
-# --- training: DESIGN §1 / issue 5 claims on the tied autoencoder ---------------------------
+def test_registry_names_engines_and_object_sharing() -> None:
+    # The registry is the one table of strategies: names, engines, and which engines hold an
+    # identity tie as its source's very object (the tape) rather than a leaf of its own.
+    assert TRAIN_STRATEGIES == tuple(REGISTRY) == (*STRATEGIES, "tied")
+    for name, strategy in REGISTRY.items():
+        assert strategy.name == name
+        assert strategy.engine == ("tape" if name.startswith("implicit") else "jax")
+        assert strategy.shares_objects == (strategy.engine == "tape")
+    assert [n for n, s in REGISTRY.items() if not s.differentiates] == ["tied"]
+
+
+# --- training: what each optimizer does to the tied autoencoder's tie ----------------------
 
 STEPS = 40
 

@@ -12,7 +12,7 @@ import optax
 
 from toolkit.experiment import Case
 from toolkit.explicit._layout import Layout
-from toolkit.runner.strategies import GradientResult
+from toolkit.runner.results import GradientResult
 from toolkit.transforms import merge_tied_gradients, tie_drift, tied
 
 
@@ -29,7 +29,7 @@ def compute_gradients(
 ) -> GradientResult:
     """Gradients of ``case``'s loss for ``explicit``, ``explicit-merged`` or ``explicit-shared``.
 
-    See :func:`toolkit.runner.strategies.compute_gradients`.
+    See :func:`toolkit.runner.strategies.compute_gradients` (the registry dispatching here).
     """
     layout = Layout.build(strategy, case, values, wrt)
     ties = layout.ties

@@ -1,7 +1,7 @@
 """What a strategy's gradients do to each storage, judged against the reference.
 
-DESIGN's "two views of correct": the raw gradients a user sees, and the *effective SGD step*
-each storage receives when plain SGD is handed those gradients. Two update rules are
+A gradient can be judged two ways: the raw gradients a user sees, and the *effective SGD
+step* each storage receives when plain SGD is handed those gradients. Two update rules are
 measured for every strategy:
 
 * ``per-param``: SGD updates every listed param in place and views write through, so each
@@ -12,14 +12,18 @@ measured for every strategy:
   (how storage totals must be applied; partials then miss the other aliases).
 
 Each step is compared with the true gradient on the storage; a mismatch is explained as a
-combination of the partials through individual aliases: ``missing contribution (via …)`` or
-``double-counted (via …)``.
+combination of the partials through individual aliases. The result is a typed
+:class:`~toolkit.runner.results.Verdict` (``kind``, the aliases ``via`` which, the error),
+whose text reads ``missing contribution (via …)`` or ``double-counted (via …)``. Training
+trajectories get a :class:`~toolkit.runner.results.TrainingVerdict` (:func:`judge_training`).
 
 Example:
     >>> import numpy as np
-    >>> classify(np.array([1.0]), np.array([2.0]), {"x": np.array([1.0]), "xt": np.array([1.0])},
-    ...          listed=["x"], rtol=1e-6, atol=1e-9)
-    'missing contribution (via xt)'
+    >>> v = classify(np.array([1.0]), np.array([2.0]),
+    ...              {"x": np.array([1.0]), "xt": np.array([1.0])},
+    ...              listed=["x"], rtol=1e-6, atol=1e-9)
+    >>> v.kind, v.via, str(v)
+    ('missing', ('xt',), 'missing contribution (via xt)')
 """
 
 from __future__ import annotations
@@ -33,11 +37,10 @@ import numpy as np
 
 from toolkit.experiment import Case, TiedParam
 from toolkit.runner.reference import Reference, to_storage
+from toolkit.runner.results import TrainingVerdict, Verdict
 from toolkit.transforms import parse_map
 
 RULES = ("per-param", "per-storage")
-EXACT = "exact"
-NO_STEP = "no step (not in Params)"
 
 
 def _as_array(grad: Any) -> np.ndarray | None:
@@ -134,7 +137,7 @@ def classify(
     atol: float,
     reapplied: Mapping[str, np.ndarray] | None = None,
     max_aliases: int = 10,
-) -> str:
+) -> Verdict:
     """Names what ``step`` (in the reference's layout) is relative to ``truth``.
 
     Tries, in order: exact; missing the partials of a set of aliases; the true gradient
@@ -154,12 +157,16 @@ def classify(
         atol: absolute tolerance.
         reapplied: alias → the truth re-applied through that alias (default: ``truth``).
         max_aliases: the search covers this many aliases at most.
+
+    Returns:
+        A :class:`~toolkit.runner.results.Verdict`; its ``error`` is the step's max abs error.
     """
     if step is None:
-        return NO_STEP
-    if _close(step, truth, rtol, atol):
-        return EXACT
+        return Verdict("no-step")
     residual = step - truth
+    err = float(np.max(np.abs(residual), initial=0.0))
+    if _close(step, truth, rtol, atol):
+        return Verdict("exact", error=err)
     aliases = list(partials)[:max_aliases]
 
     def subsets(names: Sequence[str], key: Any) -> list[tuple[str, ...]]:
@@ -168,28 +175,33 @@ def classify(
 
     for subset in subsets(aliases, lambda a: a in listed):
         if _close(residual, -sum(partials[a] for a in subset), rtol, atol):
-            return f"missing contribution (via {', '.join(subset)})"
+            return Verdict("missing", subset, err)
     again = reapplied if reapplied is not None else dict.fromkeys(aliases, truth)
     applied = [a for a in aliases if a in listed]
     not_source = [a for a in applied if a in again]
     for subset in subsets(not_source, lambda a: a == aliases[0]):
         if _close(residual, sum(again[a] for a in subset), rtol, atol):
-            return f"double-counted (via {', '.join(subset)})"
+            return Verdict("double-counted", subset, err)
     for subset in subsets(applied, lambda a: a == aliases[0]):
         if _close(residual, sum(partials[a] for a in subset), rtol, atol):
-            return f"double-counted (via {', '.join(subset)})"
-    err = float(np.max(np.abs(residual))) if residual.size else 0.0
-    return f"wrong (max abs error {err:.3g})"
+            return Verdict("double-counted", subset, err)
+    return Verdict("wrong", error=err)
 
 
-@dataclass
+@dataclass(frozen=True)
 class StorageVerdict:
-    """One storage under one rule: the verdict and the step's max abs error."""
+    """One storage under one rule.
+
+    Attributes:
+        source: the storage's source path.
+        rule: one of :data:`RULES`.
+        verdict: what the rule's step on the storage is; ``verdict.error`` is its max abs
+            error against the reference (``None``: no step).
+    """
 
     source: str
     rule: str
-    verdict: str
-    max_abs_error: float | None
+    verdict: Verdict
 
 
 def _reapplied(case: Case, reference: Reference, source: str) -> dict[str, np.ndarray]:
@@ -236,11 +248,26 @@ def judge(
                 projected, ref.total, ref.partials, listed=listed, rtol=rtol, atol=tol,
                 reapplied=_reapplied(case, reference, source),
             )
-            err = None if projected is None else float(
-                np.max(np.abs(projected - ref.total), initial=0.0)
-            )
-            out.append(StorageVerdict(source, rule, verdict, err))
+            out.append(StorageVerdict(source, rule, verdict))
     return out
+
+
+def judge_training(max_tie_drift: float, max_distance: float, tolerance: float) -> TrainingVerdict:
+    """The verdict on a training run from its worst tie drift and distance to the baseline.
+
+    Drifting ties are named first: once copies move apart the trajectory cannot be right.
+
+    Example:
+        >>> judge_training(0.0, 2e-3, 1e-6).kind, judge_training(0.0, 1e-9, 1e-6).kind
+        ('wrong-trajectory', 'exact')
+    """
+    if max_tie_drift > tolerance:
+        kind = "ties-drift"
+    elif max_distance > tolerance:
+        kind = "wrong-trajectory"
+    else:
+        kind = "exact"
+    return TrainingVerdict(kind, max_tie_drift, max_distance)
 
 
 def raw_errors(

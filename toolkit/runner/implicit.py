@@ -29,7 +29,7 @@ import numpy as np
 
 from toolkit import tape
 from toolkit.experiment import Case, ParamTree, TiedParam
-from toolkit.runner.strategies import GradientResult
+from toolkit.runner.results import GradientResult
 
 POLICIES = {"implicit-identity": "identity", "implicit-storage": "storage"}
 
@@ -104,7 +104,7 @@ def compute_gradients(
 ) -> GradientResult:
     """Gradients of ``case``'s loss under the tape's ``identity`` or ``storage`` policy.
 
-    See :func:`toolkit.runner.strategies.compute_gradients`.
+    See :func:`toolkit.runner.strategies.compute_gradients` (the registry dispatching here).
     """
     model = _Model(strategy, case, values, data, wrt)
     value, grads = model.withgradient()

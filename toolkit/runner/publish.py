@@ -25,21 +25,27 @@ REFERENCE_DIR = "reference"
 Entry = tuple[str, Mapping[str, Any], Sequence[str]]
 
 
-def short_verdict(verdict: str) -> str:
-    """A table-cell form of a verdict: ``exact``, ``missing (via …)``, ``double (via …)``.
+# Table-cell names of the verdict kinds that name aliases.
+SHORT_KINDS = {"missing": "missing", "double-counted": "double"}
+
+
+def short_verdict(verdict: Mapping[str, Any]) -> str:
+    """A table-cell form of a summary verdict (``{"kind", "via", "text"}``): ``exact``,
+    ``missing (via …)``, ``double (via …)``, ``—`` for no step; more than two aliases are
+    counted rather than listed.
 
     Example:
-        >>> short_verdict("double-counted (via s.0.W, s.1.W, s.2.W)")
+        >>> short_verdict({"kind": "double-counted", "via": ["s.0.W", "s.1.W", "s.2.W"],
+        ...                "text": "double-counted (via s.0.W, s.1.W, s.2.W)"})
         'double (via s.0.W, … 3 aliases)'
     """
-    short = (verdict.replace("missing contribution", "missing")
-             .replace("double-counted", "double")
-             .replace("no step (not in Params)", "—"))
-    head, sep, names = short.partition(" (via ")
-    aliases = names.rstrip(")").split(", ")
-    if sep and len(aliases) > 2:
-        return f"{head} (via {aliases[0]}, … {len(aliases)} aliases)"
-    return short
+    kind, via = verdict["kind"], list(verdict["via"])
+    if kind == "no-step":
+        return "—"
+    if kind not in SHORT_KINDS:
+        return verdict["text"]
+    names = ", ".join(via) if len(via) <= 2 else f"{via[0]}, … {len(via)} aliases"
+    return f"{SHORT_KINDS[kind]} (via {names})"
 
 
 def key_table(summaries: Sequence[Mapping[str, Any]], strategies: Sequence[str]) -> list[str]:
@@ -56,8 +62,8 @@ def key_table(summaries: Sequence[Mapping[str, Any]], strategies: Sequence[str])
                     continue
                 parts = []
                 for rule in RULE_HELP:
-                    off = sorted({short_verdict(v) for v in row["verdicts"][rule].values()}
-                                 - {"exact", "—"})
+                    off = sorted({short_verdict(v) for v in row["verdicts"][rule].values()
+                                  if v["kind"] not in ("exact", "no-step")})
                     parts.append("; ".join(off) if off else "exact")
                 cells.append(" / ".join(parts))
             rows.append(cells)
@@ -76,7 +82,7 @@ def training_table(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
     if not rows:
         return []
     header = ["config / case / optimizer", *strategies]
-    cells = [[label, *(table[s]["verdict"] if s in table else "" for s in strategies)]
+    cells = [[label, *(table[s]["verdict"]["text"] if s in table else "" for s in strategies)]
              for label, table in rows]
     return markdown_table(header, cells)
 

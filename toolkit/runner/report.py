@@ -2,6 +2,8 @@
 
 The report reads only the summary (and the names of the plot files), so ``aliasgrad show``
 can re-render any run folder, and the committed reference reports are plain text diffs.
+Verdicts are read by field: a storage verdict is ``{"kind", "via", "text"}``
+(:meth:`toolkit.runner.results.Verdict.to_json`), a training verdict ``{"kind", "text"}``.
 
 Example:
     >>> dump_grads({"x": [2.0], "xt": "nothing"}, {"x": [1.0]})
@@ -72,13 +74,13 @@ def case_section(
         cells = [f"**{strategy}**"]
         for rule in RULE_HELP:
             verdicts = row["verdicts"][rule]
-            off = {s: v for s, v in verdicts.items() if v != "exact"}
+            off = {s: v["text"] for s, v in verdicts.items() if v["kind"] != "exact"}
             if not off:
                 cells.append("exact")
             elif len(verdicts) == 1:
                 cells.append(next(iter(off.values())))
             else:
-                listed = "<br>".join(f"`{s}`: {v}" for s, v in off.items())
+                listed = "<br>".join(f"`{s}`: {text}" for s, text in off.items())
                 cells.append(f"{listed}<br>others exact")
         rows.append(cells)
     lines += ["Effective SGD step on each storage:", ""]
@@ -109,7 +111,7 @@ def _training_tables(case: Mapping[str, Any], level: str) -> list[str]:
             lines += [f"{level} Training with {opt}", ""]
             rows = [
                 [f"**{s}**", f"{r['final_loss']:.6g}", f"{r['max_tie_drift']:.3g}",
-                 f"{r['max_distance_to_shared']:.3g}", r["verdict"]]
+                 f"{r['max_distance_to_shared']:.3g}", r["verdict"]["text"]]
                 for s, r in table.items()
             ]
             header = ["strategy", "final loss", "max tie drift",

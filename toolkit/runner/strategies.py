@@ -1,7 +1,8 @@
-"""The strategies every comparison runs, behind one interface.
+"""The strategies every comparison runs: one interface, one registry.
 
 A strategy is a way to differentiate (and train) one experiment case whose parameters may be
-aliased. Two engines implement them:
+aliased. Each implements :class:`Strategy` and is registered in :data:`REGISTRY`. Two engines
+provide them:
 
 * the native tape (:mod:`toolkit.runner.implicit`): ``implicit-identity`` (Zygote's implicit
   ``Params`` rules) and ``implicit-storage`` (alias-aware: gradients accumulate per storage);
@@ -11,7 +12,9 @@ aliased. Two engines implement them:
   storage, aliases computed inside the function). Training adds ``tied``:
   :func:`toolkit.transforms.tied` around the optimizer on the untied tree.
 
-Importing this module is cheap (no jax); each engine is imported when first used.
+Imports run one way: the backends return the records of :mod:`toolkit.runner.results` and
+never import this module; this registry imports a backend when one of its strategies is
+first used, so importing it is cheap (no jax).
 
 Example:
     >>> import numpy as np
@@ -20,72 +23,180 @@ Example:
     >>> r = compute_gradients("explicit-shared", case2, case2.initial_values(0), {}, ("x",))
     >>> r.value, r.grads["x"]
     (1.0, array([2.]))
+    >>> get_strategy("implicit-storage").engine
+    'tape'
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import numpy as np
+
+from toolkit.runner.results import GradientResult, Trainer
 
 if TYPE_CHECKING:
     import optax
 
     from toolkit.experiment import Case
 
-STRATEGIES = (
-    "implicit-identity",
-    "implicit-storage",
-    "explicit",
-    "explicit-merged",
-    "explicit-shared",
-)
-TRAIN_STRATEGIES = (*STRATEGIES, "tied")
-
-Gradient = np.ndarray | None | dict[str, np.ndarray]
+Engine = Literal["tape", "jax"]
 
 
-@dataclass
-class GradientResult:
-    """What one strategy returns for one case.
+class Strategy(Protocol):
+    """What every strategy provides.
 
     Attributes:
-        strategy: the strategy's name.
-        value: the loss value.
-        grads: one entry per ``wrt`` path, in ``Params`` order: an array, ``None`` (no
-            gradient, Zygote's ``nothing``) or a structural gradient ``{"parent": g}``.
-        globals: the tape's global entries (leaf name → gradient); ``{}`` for JAX strategies.
+        name: the name configs and the command line use, e.g. ``"explicit-shared"``.
+        engine: ``"tape"`` (the native tape) or ``"jax"``.
+        shares_objects: an identity tie is its source's very object (so ``Params`` holds it
+            once), as on the tape; JAX pytrees give every path a leaf of its own.
+        differentiates: it computes gradients; ``False`` for a training-only strategy.
     """
 
-    strategy: str
-    value: float
-    grads: dict[str, Gradient]
-    globals: dict[str, Any] = field(default_factory=dict)
+    @property
+    def name(self) -> str: ...
 
+    @property
+    def engine(self) -> Engine: ...
 
-class Trainer(Protocol):
-    """A model being trained by one strategy from the case's initial values."""
+    @property
+    def shares_objects(self) -> bool: ...
 
-    strategy: str
+    @property
+    def differentiates(self) -> bool: ...
 
-    def step(self) -> float:
-        """Returns the loss at the current parameters, then applies one optimizer update."""
+    def compute_gradients(
+        self,
+        case: Case,
+        values: Mapping[str, np.ndarray],
+        data: Mapping[str, Any],
+        wrt: Sequence[str],
+    ) -> GradientResult:
+        """Differentiates ``case``'s loss; see :func:`compute_gradients`."""
         ...
 
-    def storage_values(self) -> dict[str, np.ndarray]:
-        """The current value of each source storage (for untied copies: the source leaf)."""
+    def make_trainer(
+        self,
+        case: Case,
+        values: Mapping[str, np.ndarray],
+        data: Mapping[str, Any],
+        wrt: Sequence[str],
+        optimizer: optax.GradientTransformation,
+    ) -> Trainer:
+        """Sets up training of ``case``; see :func:`make_trainer`."""
         ...
 
-    def tie_drift(self) -> float:
-        """Max abs deviation between tied copies and ``map(source)``; 0.0 for shared memory."""
-        ...
+
+@dataclass(frozen=True)
+class TapeStrategy:
+    """A strategy on the native tape, named after its alias policy (``implicit-<policy>``)."""
+
+    name: str
+    engine: Engine = "tape"
+    shares_objects: bool = True
+    differentiates: bool = True
+
+    def compute_gradients(
+        self,
+        case: Case,
+        values: Mapping[str, np.ndarray],
+        data: Mapping[str, Any],
+        wrt: Sequence[str],
+    ) -> GradientResult:
+        """Gradients through implicit ``Params`` on the tape."""
+        from toolkit.runner import implicit
+
+        return implicit.compute_gradients(self.name, case, values, data, wrt)
+
+    def make_trainer(
+        self,
+        case: Case,
+        values: Mapping[str, np.ndarray],
+        data: Mapping[str, Any],
+        wrt: Sequence[str],
+        optimizer: optax.GradientTransformation,
+    ) -> Trainer:
+        """Training through implicit ``Params``, updates written in place."""
+        from toolkit.runner import implicit
+
+        return implicit.ImplicitTrainer(self.name, case, values, data, wrt, optimizer)
 
 
-def _check(strategy: str, valid: Sequence[str]) -> None:
-    if strategy not in valid:
-        raise ValueError(f"unknown strategy {strategy!r}; valid: {', '.join(valid)}")
+@dataclass(frozen=True)
+class JaxStrategy:
+    """A strategy on an explicit JAX params pytree (:mod:`toolkit.explicit`)."""
+
+    name: str
+    engine: Engine = "jax"
+    shares_objects: bool = False
+    differentiates: bool = True
+
+    def compute_gradients(
+        self,
+        case: Case,
+        values: Mapping[str, np.ndarray],
+        data: Mapping[str, Any],
+        wrt: Sequence[str],
+    ) -> GradientResult:
+        """Jitted ``jax.grad`` on the strategy's pytree layout."""
+        if not self.differentiates:
+            raise ValueError(
+                f"strategy {self.name!r} only trains; gradient strategies: {', '.join(STRATEGIES)}"
+            )
+        from toolkit import explicit
+
+        return explicit.compute_gradients(self.name, case, values, data, wrt)
+
+    def make_trainer(
+        self,
+        case: Case,
+        values: Mapping[str, np.ndarray],
+        data: Mapping[str, Any],
+        wrt: Sequence[str],
+        optimizer: optax.GradientTransformation,
+    ) -> Trainer:
+        """One jitted optax step per call on the strategy's pytree."""
+        from toolkit import explicit
+
+        return explicit.ExplicitTrainer(self.name, case, values, data, wrt, optimizer)
+
+
+REGISTRY: dict[str, Strategy] = {
+    s.name: s
+    for s in (
+        TapeStrategy("implicit-identity"),
+        TapeStrategy("implicit-storage"),
+        JaxStrategy("explicit"),
+        JaxStrategy("explicit-merged"),
+        JaxStrategy("explicit-shared"),
+        JaxStrategy("tied", differentiates=False),
+    )
+}
+STRATEGIES = tuple(name for name, s in REGISTRY.items() if s.differentiates)
+TRAIN_STRATEGIES = tuple(REGISTRY)
+
+
+def get_strategy(name: str, *, training: bool = False) -> Strategy:
+    """The registered strategy called ``name``.
+
+    Args:
+        name: a strategy name.
+        training: accept training-only strategies (``tied``).
+
+    Raises:
+        ValueError: ``name`` is not registered (for this use); the message lists valid names.
+
+    Example:
+        >>> get_strategy("tied", training=True).differentiates
+        False
+    """
+    valid = TRAIN_STRATEGIES if training else STRATEGIES
+    if name not in valid:
+        raise ValueError(f"unknown strategy {name!r}; valid: {', '.join(valid)}")
+    return REGISTRY[name]
 
 
 def compute_gradients(
@@ -116,15 +227,9 @@ def compute_gradients(
         >>> r.grads["x"], r.grads["xt"]
         (array([1.]), array([[1.]]))
     """
-    _check(strategy, STRATEGIES)
+    chosen = get_strategy(strategy)
     _check_wrt(case, wrt)
-    if strategy.startswith("implicit"):
-        from toolkit.runner import implicit
-
-        return implicit.compute_gradients(strategy, case, values, data, wrt)
-    from toolkit import explicit
-
-    return explicit.compute_gradients(strategy, case, values, data, wrt)
+    return chosen.compute_gradients(case, values, data, wrt)
 
 
 def make_trainer(
@@ -145,7 +250,10 @@ def make_trainer(
 
     Args:
         strategy: one of :data:`TRAIN_STRATEGIES`.
-        case, values, data, wrt: as for :func:`compute_gradients`.
+        case: the experiment case.
+        values: initial value of each storage, as for :func:`compute_gradients`.
+        data: the case's constant inputs.
+        wrt: the paths in ``Params``.
         optimizer: e.g. ``optax.adam(1e-2)``.
 
     Example:
@@ -158,15 +266,9 @@ def make_trainer(
         >>> t.tie_drift()
         0.0
     """
-    _check(strategy, TRAIN_STRATEGIES)
+    chosen = get_strategy(strategy, training=True)
     _check_wrt(case, wrt)
-    if strategy.startswith("implicit"):
-        from toolkit.runner import implicit
-
-        return implicit.ImplicitTrainer(strategy, case, values, data, wrt, optimizer)
-    from toolkit import explicit
-
-    return explicit.ExplicitTrainer(strategy, case, values, data, wrt, optimizer)
+    return chosen.make_trainer(case, values, data, wrt, optimizer)
 
 
 def _check_wrt(case: Case, wrt: Sequence[str]) -> None:
