@@ -84,7 +84,9 @@ def test_failed_expectation_exits_1(tmp_path, capsys):
     # Zygote's case 2 gives x => [1]; recording [2] must fail the run.
     config = small_config(tmp_path, '[expect.case2.implicit-identity]\ngrads = { x = [2.0] }\n')
     assert main(["run", str(config), "--out", str(tmp_path / "out")]) == 1
-    assert "case2/implicit-identity/grads/x" in capsys.readouterr().err
+    out = capsys.readouterr().out
+    assert "FAILED case2/implicit-identity/grads/x" in out
+    assert f"FAIL {config} — small: 6/7 checks passed" in out
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])

@@ -1,35 +1,115 @@
 """The ``aliasgrad`` command (also ``python -m toolkit``).
 
-Exit codes: 0 all checks passed; 1 a recorded expectation or a must-be-exact strategy
-failed; 2 bad input (the message names the file and key; no traceback).
+Exit codes:
+    0: every check passed.
+    1: a check failed: a recorded expectation, a must-be-exact strategy, or a training
+       trajectory that stopped being finite (the summary and the report name it).
+    2: bad input, found before anything is computed or written: a config (the message names
+       the file and the key path), an experiment's code (its ``file:line`` and the exception),
+       or an ``--out`` folder that cannot be written (read-only, under a file, disk full).
+    130: interrupted (Ctrl-C); no partial run folder is kept, earlier runs are untouched.
+
+A closed stdout (``aliasgrad run a.toml b.toml | head -1``) does not stop a run: every config
+still runs and is written, and the exit code is the run's.
 
 Example:
     $ aliasgrad run                      # the embedded demo: the seed's cases + tied autoencoder
     $ aliasgrad run configs/partial_tie.toml --strategies implicit-identity,explicit-shared
+    $ aliasgrad run configs/seed.toml --quiet   # only the summary (and errors)
     $ aliasgrad list
+    $ aliasgrad show latest              # the most recent run folder under --out
     $ aliasgrad publish                  # regenerate results/README.md and results/reference/
-    $ aliasgrad show results/seed-<timestamp>
+    $ aliasgrad --version
 """
 
 from __future__ import annotations
 
 import argparse
+import errno
 import json
 import os
 import pkgutil
+import shutil
 import sys
-from collections.abc import Sequence
+import tempfile
+from collections.abc import Callable, Sequence
+from importlib import resources
 from pathlib import Path
+from typing import Any, TextIO
 
-from toolkit.errors import ConfigError
+import toolkit
+from toolkit.errors import ConfigError, OutputError
 
 DEFAULT_OUT = Path("results")
+LATEST = "latest"
 
 
 def _repo_configs() -> Path:
-    """The shipped ``configs/`` folder: next to the current directory or the source tree."""
+    """The repository's ``configs/`` folder: next to the current directory or the source tree."""
     here = Path.cwd() / "configs"
     return here if here.is_dir() else Path(__file__).resolve().parent.parent / "configs"
+
+
+def shipped_configs() -> list[Path]:
+    """The configs shipped inside the package (``toolkit/runner/defaults/*.toml``).
+
+    They are the repository's ``configs/`` files, installed with the package, so the list
+    does not depend on the current directory or on a source checkout.
+
+    Example:
+        >>> [p.name for p in shipped_configs()][:2]
+        ['partial_tie.toml', 'recurrent.toml']
+    """
+    folder = resources.files("toolkit.runner") / "defaults"
+    return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml"))
+
+
+class Console:
+    """Where the command's output goes: the results on stdout, progress on stderr.
+
+    stdout may be a pipe whose reader has gone (``| head``); the first failed write
+    points stdout at ``os.devnull`` and the run carries on.
+    """
+
+    def __init__(self, quiet: bool = False) -> None:
+        self.quiet = quiet
+        self.stdout_closed = False
+
+    def out(self, text: str) -> None:
+        """Writes a line of results to stdout."""
+        if self.stdout_closed:
+            return
+        try:
+            print(text, flush=True)
+        except BrokenPipeError:
+            self._close_stdout()
+        except OSError as e:
+            if e.errno != errno.EPIPE:
+                raise
+            self._close_stdout()
+
+    def _close_stdout(self) -> None:
+        self.stdout_closed = True
+        # Later writes, and the flush at interpreter exit, then go nowhere instead of failing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+
+    def err(self, message: str) -> None:
+        """A line on stderr (errors, failed checks): printed even with ``--quiet``."""
+        _write(sys.stderr, f"aliasgrad: {message}")
+
+    def progress(self, message: str) -> None:
+        """A progress line on stderr, unless ``--quiet``."""
+        if not self.quiet:
+            self.err(message)
+
+
+def _write(stream: TextIO, text: str) -> None:
+    try:
+        print(text, file=stream, flush=True)
+    except (BrokenPipeError, ValueError):
+        pass  # stderr gone too: nothing useful can be said
 
 
 def _parse_strategies(text: str | None) -> tuple[str, ...] | None:
@@ -47,48 +127,103 @@ def _parse_strategies(text: str | None) -> tuple[str, ...] | None:
     return chosen
 
 
-def _say(message: str) -> None:
-    print(f"aliasgrad: {message}", file=sys.stderr, flush=True)
+def check_writable(out: Path, flag: str = "--out") -> None:
+    """Checks that run folders can be created under ``out``, leaving nothing behind.
+
+    A probe folder is created and removed in ``out`` (or, if ``out`` does not exist yet, in
+    its nearest existing parent, where ``out`` will be created).
+
+    Raises:
+        OutputError: ``out`` or a parent is a file, or the folder is not writable.
+
+    Example:
+        >>> import tempfile
+        >>> check_writable(Path(tempfile.mkdtemp()) / "results")
+    """
+    existing = out
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        under = "" if existing == out else f" is under {str(existing)!r}, which"
+        raise OutputError(f"{flag}: {str(out)!r}{under} is a file, not a folder; "
+                          "give a folder for the run folders")
+    try:
+        probe = tempfile.mkdtemp(prefix=".aliasgrad-probe-", dir=existing)
+        os.rmdir(probe)
+    except OSError as e:
+        raise OutputError(f"{flag}: cannot create folders in {str(existing)!r} "
+                          f"({e.strerror}); give a writable folder") from None
 
 
-def cmd_run(args: argparse.Namespace) -> int:
-    """Runs configs (or the embedded demo) and writes one run folder per config."""
+def _output_error(out: Path, e: OSError) -> OutputError:
+    return OutputError(f"--out: cannot write a run folder under {str(out)!r}: "
+                       f"{e.strerror or e} (errno {e.errno}); nothing from this run was kept")
+
+
+def _load_configs(paths: Sequence[str]) -> list[Any]:
     from toolkit.runner.config import load_config, load_config_text
     from toolkit.runner.demo import demo_configs
+
+    if paths:
+        return [load_config(Path(c)) for c in paths]
+    return [load_config_text(text, name=name) for name, text in demo_configs()]
+
+
+def _summary_lines(results: Sequence[tuple[Any, Path]]) -> list[str]:
+    """Per config: verdict, name, title, checks passed; failed checks; report paths last."""
+    lines = []
+    for output, folder in results:
+        failed = [c for c in output.checks if not c.passed]
+        total = len(output.checks)
+        status = "FAIL" if failed else "ok"
+        lines.append(f"{status:<4} {output.config.name} — {output.config.title}: "
+                     f"{total - len(failed)}/{total} checks passed")
+        lines += [f"     FAILED {c.name}: {c.detail}" for c in failed[:10]]
+        if len(failed) > 10:
+            lines.append(f"     … {len(failed) - 10} more in {folder / 'report.md'}")
+    lines += [f"report: {folder / 'report.md'}" for _, folder in results]
+    return lines
+
+
+def cmd_run(args: argparse.Namespace, console: Console) -> int:
+    """Runs configs (or the embedded demo) and writes one run folder per config."""
     from toolkit.runner.run import run_config, write_run
 
+    # Everything is validated before anything is computed, and everything is computed before
+    # anything is written: bad input, a failing experiment or an interrupt leaves --out as it was.
     strategies = _parse_strategies(args.strategies)
     out = Path(args.out)
-    if out.exists() and not out.is_dir():
-        raise ConfigError(f"--out: {str(out)!r} exists and is not a folder")
-    # Validate every config before running any, so bad input costs nothing.
-    if args.configs:
-        configs = [load_config(Path(c)) for c in args.configs]
-    else:
-        configs = [load_config_text(text, name=name) for name, text in demo_configs()]
-    failed = False
-    summaries = []
+    check_writable(out)
+    configs = _load_configs(args.configs)
+    outputs = []
     for config in configs:
-        _say(f"running {config.name} ({config.title})")
-        output = run_config(config, strategies=strategies, progress=_say)
-        folder = write_run(output, out)
-        summaries.append({"run": str(folder), **output.summary})
-        passed = sum(c.passed for c in output.checks)
-        _say(f"wrote {folder} — checks {passed}/{len(output.checks)} passed, "
-             f"{output.timing['total']:.1f} s")
-        if not args.json:
-            print((folder / "report.md").read_text())
-        for check in output.checks:
-            if not check.passed:
-                _say(f"FAILED {check.name}: {check.detail}")
-        failed |= not output.ok
+        console.progress(f"running {config.name} ({config.title})")
+        outputs.append(run_config(config, strategies=strategies, progress=console.progress))
+    written: list[Path] = []
+    try:
+        for output in outputs:
+            written.append(write_run(output, out))
+    except OSError as e:
+        for folder in written:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise _output_error(out, e) from None
+    results = list(zip(outputs, written, strict=True))
+    summary = _summary_lines(results)
     if args.json:
-        print(json.dumps(summaries, indent=2))
-    return 1 if failed else 0
+        console.out(json.dumps([{"run": str(f), **o.summary} for o, f in results], indent=2))
+        for line in summary:
+            console.err(line)
+    else:
+        for line in summary:
+            console.out(line)
+    if console.stdout_closed:
+        console.err(f"stdout was closed; all {len(results)} configs ran and were written "
+                    f"under {str(out)!r}")
+    return 1 if any(not o.ok for o in outputs) else 0
 
 
-def cmd_publish(args: argparse.Namespace) -> int:
-    """Runs every shipped config into ``results/reference/`` and rewrites the index."""
+def cmd_publish(args: argparse.Namespace, console: Console) -> int:
+    """Runs every repository config into ``results/reference/`` and rewrites the index."""
     from toolkit.runner.config import load_config
     from toolkit.runner.publish import publish_run, write_index
     from toolkit.runner.run import run_config
@@ -96,51 +231,71 @@ def cmd_publish(args: argparse.Namespace) -> int:
     paths = sorted(_repo_configs().glob("*.toml"))
     if not paths:
         raise ConfigError(f"publish: no configs in {str(_repo_configs())!r}")
+    root = Path(args.out)
+    check_writable(root)
     # Relative names keep machine paths out of the committed results.
     configs = [load_config(os.path.relpath(p)) for p in paths]
-    root = Path(args.out)
     entries = []
     failed = False
     for config in configs:
-        _say(f"running {config.name} ({config.title})")
-        output = run_config(config, progress=_say)
-        folder, plots = publish_run(output, root)
+        console.progress(f"running {config.name} ({config.title})")
+        output = run_config(config, progress=console.progress)
+        try:
+            folder, plots = publish_run(output, root)
+        except OSError as e:
+            raise _output_error(root, e) from None
         entries.append((folder, output.summary, plots))
         failed |= not output.ok
-        _say(f"{config.name}: {output.timing['total']:.1f} s, "
-             f"checks {sum(c.passed for c in output.checks)}/{len(output.checks)} passed")
-    _say(f"wrote {write_index(root, entries)}")
+        console.progress(f"{config.name}: checks {sum(c.passed for c in output.checks)}/"
+                         f"{len(output.checks)} passed")
+    console.out(f"report: {write_index(root, entries)}")
     return 1 if failed else 0
 
 
-def cmd_list(args: argparse.Namespace) -> int:
+def cmd_list(args: argparse.Namespace, console: Console) -> int:
     """Lists shipped configs, experiments and strategies."""
     import toolkit.experiments as experiments
     from toolkit.runner.strategies import STRATEGIES, TRAIN_STRATEGIES
 
-    folder = _repo_configs()
-    print("configs:")
-    for path in sorted(folder.glob("*.toml")):
-        print(f"  {path}")
-    print("experiments:")
+    console.out("configs (run one with: aliasgrad run PATH):")
+    for path in shipped_configs():
+        console.out(f"  {path}")
+    console.out("experiments (experiment = NAME in a config):")
     for mod in pkgutil.iter_modules(experiments.__path__):
-        print(f"  {mod.name}")
-    print("strategies:")
+        console.out(f"  {mod.name}")
+    console.out("strategies:")
     for s in STRATEGIES:
-        print(f"  {s}")
-    print("training-only strategies:")
+        console.out(f"  {s}")
+    console.out("training-only strategies:")
     for s in TRAIN_STRATEGIES:
         if s not in STRATEGIES:
-            print(f"  {s}")
+            console.out(f"  {s}")
     return 0
 
 
-def cmd_show(args: argparse.Namespace) -> int:
-    """Prints a run folder's report."""
-    report = Path(args.run_dir) / "report.md"
+def latest_run(root: Path) -> Path:
+    """The most recently completed run folder directly under ``root``.
+
+    Raises:
+        ConfigError: ``root`` holds no run folder.
+    """
+    runs = [p for p in root.iterdir() if not p.name.startswith(".")
+            and (p / "report.md").is_file()] if root.is_dir() else []
+    if not runs:
+        raise ConfigError(f"show: no run folder under {str(root)!r}; run `aliasgrad run` first "
+                          "or give --out")
+    # report.md is the last file a run writes, so its time is the run's completion time.
+    return max(runs, key=lambda p: ((p / "report.md").stat().st_mtime_ns, p.name))
+
+
+def cmd_show(args: argparse.Namespace, console: Console) -> int:
+    """Prints a run folder's report (``latest``: the newest under ``--out``)."""
+    folder = latest_run(Path(args.out)) if args.run_dir == LATEST else Path(args.run_dir)
+    report = folder / "report.md"
     if not report.is_file():
-        raise ConfigError(f"show: {str(args.run_dir)!r} is not a run folder (no report.md)")
-    print(report.read_text())
+        raise ConfigError(f"show: {str(folder)!r} is not a run folder (no report.md)")
+    console.out(report.read_text(encoding="utf-8"))
+    console.out(f"report: {report}")
     return 0
 
 
@@ -149,44 +304,50 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="aliasgrad",
         description="Compare AD strategies on aliased and tied parameters.",
+        epilog="exit codes: 0 passed, 1 a check failed, 2 bad input, 130 interrupted",
     )
+    parser.add_argument("--version", action="version", version=f"aliasgrad {toolkit.__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
     run = sub.add_parser("run", help="run configs (no CONFIG: the embedded demo)")
     run.add_argument("configs", nargs="*", metavar="CONFIG", help="TOML config files")
     run.add_argument("--out", default=str(DEFAULT_OUT), help="results root (default: results)")
     run.add_argument("--strategies", help="comma-separated subset of strategies")
     run.add_argument("--json", action="store_true", help="print summaries as JSON on stdout")
+    run.add_argument("--quiet", "-q", action="store_true",
+                     help="print only the summary and errors")
     run.set_defaults(func=cmd_run)
     pub = sub.add_parser(
         "publish", help="run every shipped config into results/reference and index them"
     )
     pub.add_argument("--out", default=str(DEFAULT_OUT), help="results root (default: results)")
+    pub.add_argument("--quiet", "-q", action="store_true", help="print only errors")
     pub.set_defaults(func=cmd_publish)
     lst = sub.add_parser("list", help="shipped configs, experiments and strategies")
     lst.set_defaults(func=cmd_list)
     show = sub.add_parser("show", help="print a run folder's report")
-    show.add_argument("run_dir", metavar="RUN_DIR")
+    show.add_argument("run_dir", metavar="RUN_DIR", help=f"a run folder, or {LATEST!r}")
+    show.add_argument("--out", default=str(DEFAULT_OUT),
+                      help=f"where {LATEST!r} looks (default: results)")
     show.set_defaults(func=cmd_show)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point; returns the exit code."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Entry point; returns the exit code (see the module docstring)."""
+    from toolkit.runner.interrupt import deferred_sigint
+
+    args = build_parser().parse_args(argv)
+    console = Console(quiet=getattr(args, "quiet", False))
+    command: Callable[[argparse.Namespace, Console], int] = args.func
     try:
-        return args.func(args)
+        with deferred_sigint():
+            return command(args, console)
     except ConfigError as e:
-        print(f"aliasgrad: error: {e}", file=sys.stderr)
+        console.err(f"error: {e}")
         return 2
     except KeyboardInterrupt:
-        print("aliasgrad: interrupted; no partial run folder was kept", file=sys.stderr)
+        console.err("interrupted; no partial run folder was kept, earlier runs are untouched")
         return 130
-    except BrokenPipeError:
-        # The reader (``| head``) went away: stop quietly, as Unix tools do.
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        return 0
 
 
 if __name__ == "__main__":

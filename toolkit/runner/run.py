@@ -25,13 +25,14 @@ from typing import Any
 
 import numpy as np
 
+from toolkit.errors import user_code
 from toolkit.experiment import Case
-from toolkit.runner.compare import judge, judge_training, raw_errors
-from toolkit.runner.config import Config
+from toolkit.runner.compare import EXACT, judge, raw_errors
+from toolkit.runner.config import Config, experiment_files
+from toolkit.runner.interrupt import checkpoint
 from toolkit.runner.reference import compute_reference
-from toolkit.runner.results import GradientResult
 from toolkit.runner.rundir import StagedRun
-from toolkit.runner.strategies import compute_gradients, get_strategy, make_trainer
+from toolkit.runner.strategies import GradientResult, compute_gradients, make_trainer
 
 # Strategies built to be correct: a reference mismatch here is a bug, so the run fails.
 MUST_BE_EXACT = {
@@ -154,11 +155,12 @@ def _case_gradients(
         }
     rows = {}
     for strategy in strategies:
+        checkpoint()
         progress(f"{case.name}: {strategy}")
         result = compute_gradients(strategy, case, values, data, wrt)
         verdicts = judge(
             case, result.grads, wrt, reference, rtol=config.rtol, atol=config.atol,
-            same_object=get_strategy(strategy).shares_objects,
+            same_object=strategy.startswith("implicit"),
         )
         for path, g in result.grads.items():
             if g is not None and not isinstance(g, Mapping):
@@ -172,16 +174,16 @@ def _case_gradients(
             "globals": {k: jsonable(v) for k, v in result.globals.items()},
             "raw_max_abs_error": raw_errors(case, result.grads, reference),
             "verdicts": {
-                rule: {v.source: v.verdict.to_json() for v in verdicts if v.rule == rule}
+                rule: {v.source: v.verdict for v in verdicts if v.rule == rule}
                 for rule in ("per-param", "per-storage")
             },
         }
         rule = MUST_BE_EXACT.get(strategy)
         if rule is not None:
             for v in verdicts:
-                if v.rule == rule and v.verdict.kind != "no-step":
+                if v.rule == rule and v.verdict != "no step (not in Params)":
                     checks.append(Check(
-                        f"{case.name}/{strategy}/{v.source}", v.verdict.exact,
+                        f"{case.name}/{strategy}/{v.source}", v.verdict == EXACT,
                         f"{rule} SGD step: {v.verdict}",
                     ))
         expect = config.expect.get(case.name, {}).get(strategy)
@@ -221,9 +223,15 @@ def _progress_bar(label: str, total: int) -> Callable[[int], None]:
     return update
 
 
+def _finite(loss: float, values: Mapping[str, Any]) -> bool:
+    return bool(np.isfinite(loss)) and all(
+        bool(np.all(np.isfinite(np.asarray(v)))) for v in values.values()
+    )
+
+
 def _train_case(
     config: Config, case: Case, say: Callable[[str], None]
-) -> tuple[dict[str, Any], dict[str, dict[str, TrainingHistory]]]:
+) -> tuple[dict[str, Any], dict[str, dict[str, TrainingHistory]], list[Check]]:
     train = config.train
     assert train is not None
     dtype = np.dtype(config.dtype)
@@ -234,18 +242,24 @@ def _train_case(
     tol = TRAIN_TOLERANCE[config.dtype]
     summary: dict[str, Any] = {}
     histories: dict[str, dict[str, TrainingHistory]] = {}
+    checks: list[Check] = []
     for opt in train.optimizers:
         say(f"{case.name}: training {len(strategies)} strategies with {opt.label}, "
             f"{train.steps} steps")
         trainers = {s: make_trainer(s, case, values, data, wrt, opt.build()) for s in strategies}
         hist = {s: TrainingHistory() for s in strategies}
         bar = _progress_bar(f"train {case.name} {opt.label}", train.steps)
+        # strategy -> first step (1-based) whose loss or parameters are not finite
+        diverged: dict[str, int] = {}
         for step in range(train.steps):
+            checkpoint()
             for s, trainer in trainers.items():
                 hist[s].loss.append(float(trainer.step()))
             base = trainers[BASELINE].storage_values()
             for s, trainer in trainers.items():
                 mine = trainer.storage_values()
+                if not _finite(hist[s].loss[-1], mine):
+                    diverged[s] = step + 1
                 hist[s].drift.append(float(trainer.tie_drift()))
                 hist[s].distance.append(max(
                     (float(np.max(np.abs(np.asarray(mine[k], np.float64) - base[k]), initial=0.0))
@@ -253,21 +267,38 @@ def _train_case(
                     default=0.0,
                 ))
             bar(step + 1)
+            if diverged:
+                # Later steps of a non-finite trajectory say nothing; stop this optimizer here.
+                break
         rows = {}
         for s in strategies:
             h = hist[s]
-            verdict = judge_training(
-                max(h.drift, default=0.0), max(h.distance, default=0.0), tol
-            )
+            max_dist = max(h.distance, default=0.0)
+            max_drift = max(h.drift, default=0.0)
+            if max_dist <= tol and max_drift <= tol:
+                verdict = EXACT
+            elif max_drift > tol:
+                verdict = f"ties drift (max {max_drift:.3g})"
+            else:
+                verdict = f"wrong trajectory (max distance {max_dist:.3g})"
             rows[s] = {
                 "final_loss": h.loss[-1] if h.loss else None,
-                "max_tie_drift": verdict.max_tie_drift,
-                "max_distance_to_shared": verdict.max_distance,
-                "verdict": verdict.to_json(),
+                "max_tie_drift": max_drift,
+                "max_distance_to_shared": max_dist,
+                "verdict": verdict,
             }
+        for s, step in diverged.items():
+            text = f"diverged (not finite at step {step})"
+            rows[s]["verdict"] = {"kind": "diverged", "text": text}
+            checks.append(Check(
+                f"{case.name}/training/{opt.label}/{s}", False,
+                f"{config.name}: case {case.name!r}, strategy {s!r}, optimizer {opt.label}: "
+                f"loss or parameters not finite at step {step} of {train.steps} (loss "
+                f"{hist[s].loss[-1]:.6g}); lower the learning rate",
+            ))
         summary[opt.label] = rows
         histories[opt.label] = hist
-    return summary, histories
+    return summary, histories, checks
 
 
 def run_config(
@@ -305,13 +336,22 @@ def run_config(
     checks: list[Check] = []
     histories: dict[str, dict[str, dict[str, TrainingHistory]]] = {}
     timing: dict[str, float] = {}
+    files = experiment_files(config)
     for case in config.build_cases():
+        checkpoint()
+        where = f"{config.name}: experiment {config.experiment.name!r}: case {case.name!r}"
         t = time.perf_counter()
-        case_summary, case_arrays, case_checks = _case_gradients(config, case, chosen, say)
+        # The strategies call the experiment's loss: an error raised in its code is the user's.
+        with user_code(f"{where}: gradients", files, require_frame=True):
+            case_summary, case_arrays, case_checks = _case_gradients(config, case, chosen, say)
         timing[f"{case.name}/gradients"] = time.perf_counter() - t
         if config.train is not None and case.name in config.train.cases:
             t = time.perf_counter()
-            case_summary["training"], histories[case.name] = _train_case(config, case, say)
+            with user_code(f"{where}: training", files, require_frame=True):
+                case_summary["training"], histories[case.name], train_checks = _train_case(
+                    config, case, say
+                )
+            case_checks = case_checks + train_checks
             timing[f"{case.name}/training"] = time.perf_counter() - t
         summary["cases"][case.name] = case_summary
         arrays.update(case_arrays)
