@@ -197,9 +197,10 @@ def test_verdict_rejects_aliases_where_its_kind_names_none():
         (0.0, 1e-9, "exact", "exact"),
         (0.0, 2e-3, "wrong-trajectory", "wrong trajectory (max distance 0.002)"),
         (1.4, 1.5, "ties-drift", "ties drift (max 1.4)"),
+        (float("nan"), 0.0, "diverged", "diverged (not finite at step 3)"),
     ],
 )
 def test_training_verdicts(drift, distance, kind, text):
-    v = judge_training(drift, distance, 1e-6)
+    v = judge_training(drift, distance, 1e-6, diverged_at=3 if kind == "diverged" else None)
     assert v.kind == kind and str(v) == text
     assert v.to_json() == {"kind": kind, "text": text}

@@ -252,15 +252,27 @@ def judge(
     return out
 
 
-def judge_training(max_tie_drift: float, max_distance: float, tolerance: float) -> TrainingVerdict:
+def judge_training(
+    max_tie_drift: float,
+    max_distance: float,
+    tolerance: float,
+    *,
+    diverged_at: int | None = None,
+) -> TrainingVerdict:
     """The verdict on a training run from its worst tie drift and distance to the baseline.
 
-    Drifting ties are named first: once copies move apart the trajectory cannot be right.
+    A run that stopped being finite (``diverged_at``: its first such step) is ``diverged``
+    whatever else it did. Drifting ties are named next: once copies move apart the trajectory
+    cannot be right.
 
     Example:
         >>> judge_training(0.0, 2e-3, 1e-6).kind, judge_training(0.0, 1e-9, 1e-6).kind
         ('wrong-trajectory', 'exact')
+        >>> str(judge_training(0.0, 1e-9, 1e-6, diverged_at=7))
+        'diverged (not finite at step 7)'
     """
+    if diverged_at is not None:
+        return TrainingVerdict("diverged", max_tie_drift, max_distance, diverged_at)
     if max_tie_drift > tolerance:
         kind = "ties-drift"
     elif max_distance > tolerance:

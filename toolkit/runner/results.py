@@ -27,7 +27,7 @@ Gradient = np.ndarray | None | dict[str, np.ndarray]
 
 VerdictKind = Literal["exact", "missing", "double-counted", "wrong", "no-step"]
 VERDICT_KINDS: tuple[str, ...] = get_args(VerdictKind)
-TrainingKind = Literal["exact", "ties-drift", "wrong-trajectory"]
+TrainingKind = Literal["exact", "ties-drift", "wrong-trajectory", "diverged"]
 TRAINING_KINDS: tuple[str, ...] = get_args(TrainingKind)
 
 
@@ -137,9 +137,11 @@ class TrainingVerdict:
     Attributes:
         kind: ``exact`` (within tolerance of the baseline at every step, ties held);
             ``ties-drift`` (tied copies moved apart); ``wrong-trajectory`` (ties held, but the
-            parameters left the baseline's trajectory).
+            parameters left the baseline's trajectory); ``diverged`` (the loss or the
+            parameters stopped being finite).
         max_tie_drift: the largest tie drift over the run.
         max_distance: the largest max abs distance to the baseline's storages over the run.
+        diverged_at: the first step (from 1) that was not finite, for ``diverged``.
 
     Example:
         >>> str(TrainingVerdict("ties-drift", max_tie_drift=1.42, max_distance=1.5))
@@ -149,12 +151,15 @@ class TrainingVerdict:
     kind: TrainingKind
     max_tie_drift: float
     max_distance: float
+    diverged_at: int | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in TRAINING_KINDS:
             raise ValueError(
                 f"unknown training verdict kind {self.kind!r}; valid: {', '.join(TRAINING_KINDS)}"
             )
+        if (self.kind == "diverged") != (self.diverged_at is not None):
+            raise ValueError("a 'diverged' training verdict, and only it, names its step")
 
     def describe(self) -> str:
         """The verdict as report text."""
@@ -162,6 +167,8 @@ class TrainingVerdict:
             return f"ties drift (max {self.max_tie_drift:.3g})"
         if self.kind == "wrong-trajectory":
             return f"wrong trajectory (max distance {self.max_distance:.3g})"
+        if self.kind == "diverged":
+            return f"diverged (not finite at step {self.diverged_at})"
         return "exact"
 
     def __str__(self) -> str:
