@@ -7,7 +7,7 @@ Verdicts are read by field: a storage verdict is ``{"kind", "via", "text"}``
 
 Example:
     >>> dump_grads({"x": [2.0], "xt": "nothing"}, {"x": [1.0]})
-    ['x => [2.0]', 'xt => nothing', ':(x) => [1.0]']
+    ['x => [2]', 'xt => nothing', ':(x) => [1]']
 """
 
 from __future__ import annotations

@@ -1,0 +1,216 @@
+"""The package's structure: one-way imports, a jax-free reference, what the wheel installs."""
+
+from __future__ import annotations
+
+import ast
+import doctest
+import importlib
+import os
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = ROOT / "toolkit"
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _is_type_checking(test: ast.expr) -> bool:
+    return (isinstance(test, ast.Name) and test.id == "TYPE_CHECKING") or (
+        isinstance(test, ast.Attribute) and test.attr == "TYPE_CHECKING"
+    )
+
+
+def _imports(tree: ast.AST, package: str, modules: frozenset[str] = frozenset()) -> list[str]:
+    """Every module an import statement names, at any depth (lazy imports inside functions
+    count: they run), except under ``if TYPE_CHECKING:`` (they never run). ``from a import b``
+    names the module ``a.b`` when it is one of ``modules``, else ``a``."""
+    out: list[str] = []
+
+    def visit(node: ast.AST) -> None:
+        if isinstance(node, ast.If) and _is_type_checking(node.test):
+            for child in node.orelse:
+                visit(child)
+            return
+        if isinstance(node, ast.Import):
+            out.extend(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                module = ".".join([*base, *([node.module] if node.module else [])])
+            else:
+                module = node.module or ""
+            for alias in node.names:
+                submodule = f"{module}.{alias.name}"
+                out.append(submodule if submodule in modules else module)
+        for child in ast.iter_child_nodes(node):
+            visit(child)
+
+    visit(tree)
+    return out
+
+
+def import_graph() -> dict[str, set[str]]:
+    """toolkit module → the toolkit modules it imports (a package counts as its __init__)."""
+    files = {_module_name(p): p for p in PACKAGE.rglob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for name, path in files.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        names = _imports(ast.parse(path.read_text(), str(path)), package, frozenset(files))
+        graph[name] = {n for n in names if n in files and n != name}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as a path ``[a, b, …, a]``, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    path: list[str] = []
+
+    def walk(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt]
+            if nxt not in state and (cycle := walk(nxt)):
+                return cycle
+        path.pop()
+        state[node] = 2
+        return None
+
+    for start in sorted(graph):
+        if start not in state and (cycle := walk(start)):
+            return cycle
+    return None
+
+
+def test_import_parser_counts_lazy_imports_and_skips_type_checking_ones():
+    lazy = "def f():\n    from toolkit.b import x\n"
+    assert "toolkit.b" in _imports(ast.parse(lazy), "toolkit")
+    submodule = "from toolkit import b, c\n"
+    assert _imports(ast.parse(submodule), "toolkit", frozenset({"toolkit", "toolkit.b"})) == [
+        "toolkit.b", "toolkit"
+    ]
+    guarded = "from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n    import toolkit.b\n"
+    assert "toolkit.b" not in _imports(ast.parse(guarded), "toolkit")
+    relative = "from .results import GradientResult\n"
+    assert "toolkit.runner.results" in _imports(ast.parse(relative), "toolkit.runner")
+    graph = {"toolkit.a": {"toolkit.b"}, "toolkit.b": {"toolkit.c"}, "toolkit.c": {"toolkit.a"}}
+    assert find_cycle(graph) == ["toolkit.a", "toolkit.b", "toolkit.c", "toolkit.a"]
+    assert find_cycle({"toolkit.a": {"toolkit.b"}, "toolkit.b": set()}) is None
+
+
+def test_no_import_cycles_among_toolkit_modules():
+    # The tape engine's internals are one unit behind its package's API; every other module
+    # (runner, backends, transforms, experiments) must import strictly one way.
+    graph = {
+        m: deps for m, deps in import_graph().items() if not m.startswith("toolkit.tape.")
+    }
+    graph = {m: {d for d in deps if d in graph} for m, deps in graph.items()}
+    assert "toolkit.runner.strategies" in graph and "toolkit.runner.implicit" in graph
+    cycle = find_cycle(graph)
+    assert cycle is None, " -> ".join(cycle or [])
+
+
+def test_backends_return_records_and_never_import_the_registry():
+    graph = import_graph()
+    backends = ["toolkit.runner.implicit", *(m for m in graph if m.startswith("toolkit.explicit"))]
+    for module in backends:
+        assert "toolkit.runner.strategies" not in graph[module], module
+    assert "toolkit.runner.results" in graph["toolkit.runner.implicit"]
+    assert "toolkit.runner.results" in graph["toolkit.explicit._run"]
+    # The records depend on nothing else in the package, so anything may import them.
+    assert graph["toolkit.runner.results"] == set()
+
+
+def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=120,
+    )
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["toolkit.runner.reference", "toolkit.runner.compare", "toolkit.runner.strategies",
+     "toolkit.runner.report", "toolkit.transforms"],
+)
+def test_module_imports_without_jax(module, tmp_path):
+    done = _python(
+        f"import sys, {module}\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('jax', 'jaxlib', 'optax'))\n"
+        "assert not loaded, loaded[:5]\n",
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_reference_runs_without_jax(tmp_path):
+    done = _python(
+        "import sys\n"
+        "from toolkit.experiments.aliasing import cases\n"
+        "from toolkit.runner.reference import compute_reference\n"
+        "case = next(c for c in cases() if c.name == 'case2')\n"
+        "ref = compute_reference(case, case.initial_values(0), {})\n"
+        "print(round(float(ref.storages['x'].total[0]), 6))\n"
+        "assert 'jax' not in sys.modules\n",
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "2.0"  # d/dx of x * x' at x = 1
+
+
+def test_no_top_level_experiments_package_is_installed(tmp_path):
+    # Run from an empty folder so the repository root is not on sys.path.
+    done = _python(
+        "import importlib.util, sys\n"
+        "assert importlib.util.find_spec('experiments') is None, "
+        "importlib.util.find_spec('experiments')\n"
+        "assert importlib.util.find_spec('toolkit.experiments.aliasing') is not None\n",
+        tmp_path,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_package_discovery_ships_only_toolkit_with_its_data():
+    from setuptools import find_packages
+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = find_packages(str(ROOT), include=config["packages"]["find"]["include"])
+    assert {"toolkit", "toolkit.runner", "toolkit.experiments"} <= set(packages)
+    assert all(p == "toolkit" or p.startswith("toolkit.") for p in packages), packages
+    data = config["package-data"]
+    assert ROOT.joinpath("toolkit", "runner", "defaults", "seed.toml").is_file()
+    for package, globs in data.items():
+        assert package in packages, package
+        for pattern in globs:
+            assert list(ROOT.joinpath(*package.split(".")).glob(pattern)), (package, pattern)
+    assert "defaults/*.toml" in data["toolkit.runner"]
+    assert "data/*.txt" in data["toolkit.experiments"]
+
+
+RUNNER_MODULES = [
+    "toolkit.runner.results",
+    "toolkit.runner.strategies",
+    "toolkit.runner.implicit",
+    "toolkit.runner.reference",
+    "toolkit.runner.compare",
+    "toolkit.runner.report",
+    "toolkit.runner.publish",
+    "toolkit.explicit",
+]
+
+
+@pytest.mark.parametrize("name", RUNNER_MODULES)
+def test_docstring_examples_run(name):
+    module = importlib.import_module(name)
+    result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
