@@ -160,7 +160,7 @@ def load_config(path: str | Path) -> Config:
 
     Example:
         >>> load_config("configs/seed.toml").title
-        'Zygote #991: aliased variables'
+        "Zygote's implicit Params: aliased variables"
     """
     path = Path(path)
     try:
