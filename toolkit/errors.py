@@ -36,8 +36,10 @@ class OutputError(ConfigError):
     """The results folder cannot be written (read-only, under a file, disk full)."""
 
 
-def _location(exc: BaseException, files: set[str]) -> str | None:
-    """``file:line`` of the deepest traceback frame in one of ``files``, if any."""
+def locate(exc: BaseException, files: Iterable[str | Path]) -> str | None:
+    """``file:line`` of the deepest traceback frame in one of ``files``, if any (with no
+    files, the deepest frame outside the import machinery)."""
+    files = {os.path.realpath(str(f)) for f in files}
     if isinstance(exc, SyntaxError) and exc.filename:
         return f"{exc.filename}:{exc.lineno}"
     frames = traceback.extract_tb(exc.__traceback__)
@@ -82,13 +84,13 @@ def user_code(
         UserCodeError: the block raised an ``Exception`` (not ``KeyboardInterrupt``, and not a
             :class:`ConfigError`, which passes through).
     """
-    real = {os.path.realpath(str(f)) for f in files}
+    files = list(files)
     try:
         yield
     except ConfigError:
         raise
     except Exception as exc:
-        location = _location(exc, real)
+        location = locate(exc, files)
         if location is None and require_frame:
             raise
         at = f"{location}: " if location else ""

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.errors import ConfigError, user_code
+from toolkit.errors import ConfigError, describe, locate, user_code
 from toolkit.experiment import (
     INITIALISERS,
     Case,
@@ -239,7 +239,8 @@ def check_cases(config: Config) -> None:
             results.append(case.loss(ns, p, d))
             return 0.0
 
-        with user_code(f"{at}: loss", files):
+        # A non-finite loss is reported below, so NumPy's warnings about it would be noise.
+        with user_code(f"{at}: loss", files), np.errstate(all="ignore"):
             NumpyEvaluator(dataclasses.replace(case, loss=capture), data).tied(values)
         _check_loss_value(results[0], f"{at}: loss {_where_defined(case.loss)}")
 
@@ -354,8 +355,12 @@ class _Validator:
             try:
                 built = experiment.build(hyper)
             except (ValueError, TypeError) as e:
+                at = locate(e, files)
                 raise self.error("hyperparameters", f"experiment {experiment.name!r} rejected "
-                                 f"them: {type(e).__name__}: {e}") from None
+                                 f"them: {at + ': ' if at else ''}{describe(e)}") from None
+        if not built:
+            raise self.error("experiment", f"experiment {experiment.name!r}: cases() returned "
+                             "no cases; it must return a non-empty list of Case")
         by_name = {c.name: c for c in built}
         all_cases = tuple(by_name)
         cases = (self.names(raw["cases"], "cases", all_cases, "case") if "cases" in raw
@@ -555,6 +560,8 @@ class _Validator:
 
     def array(self, value: Any, case: Case, path: str, at: str) -> np.ndarray:
         try:
+            if np.asarray(value).dtype.kind not in "iuf":  # true/false are not gradients
+                raise TypeError
             arr = np.asarray(value, dtype=np.float64)
         except (TypeError, ValueError):
             raise self.error(at, f"expected a number, a (nested) list of numbers, "
