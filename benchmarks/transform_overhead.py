@@ -5,7 +5,7 @@ embedding) and a transpose tie (a ``(dim, vocab)`` output kernel):
   * ``tied(adam)`` on the untied tree (embedding + its copy) against ``adam`` on the shared tree
     (the embedding once) and against plain ``adam`` on the untied tree;
   * the optimizer state bytes of all three;
-  * the bytes-moved floor those ratios are bounded by (DESIGN.md §5).
+  * the bytes-moved floor those ratios are bounded by (weight-sized arrays read or written).
 
 A step is ``update`` + ``apply_updates`` under ``jax.jit`` with params and state donated, timed
 with ``block_until_ready`` after warmup; the figure is the median (and min) of the repeats,
@@ -125,7 +125,7 @@ def main() -> None:
                 f"{run.state_bytes / 2**20:>11.1f}{tied_time / median:>13.2f}"
             )
         del runs  # frees ~1 GiB before the next map
-    # Arrays of the weight's size read or written per step (DESIGN.md §5): shared adam reads
+    # Arrays of the weight's size read or written per step: shared adam reads
     # g, m, v, p and writes m, v, p (7); tied reads g_src, g_tgt, m, v, p_src, p_tgt and writes
     # m, v, p_src, p_tgt (10); untied adam does the shared work twice (14).
     print(

@@ -26,7 +26,8 @@ def rounded(obj):
 
 
 def gradient_view(summary):
-    """What the seed table shows: per case and strategy, raw gradients, globals, verdicts."""
+    """What the seed config's table shows: per case and strategy, raw gradients, globals,
+    verdicts."""
     return {
         name: {
             s: {k: row[k] for k in ("grads", "globals", "verdicts")}

@@ -1,4 +1,4 @@
-"""The runner end to end: the seed table and the tied-autoencoder training comparison."""
+"""The runner end to end: the aliasing cases' table and the tied-autoencoder training."""
 
 from pathlib import Path
 
@@ -14,7 +14,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def test_seed_run_passes_every_recorded_zygote_value():
     out = run_config(load_config(ROOT / "configs" / "seed.toml"))
     names = {c.name for c in out.checks}
-    # Every seed case has its Zygote column recorded and checked.
+    # Every aliasing case has its Zygote column recorded and checked.
     for case in ("case1", "case2", "case3", "case4", "case5", "case6", "struct", "adjoint"):
         assert any(n.startswith(f"{case}/implicit-identity/") for n in names), case
     assert out.ok, [c for c in out.checks if not c.passed]

@@ -53,7 +53,7 @@ class Param:
         shape: the array shape.
         init: one of ``INITIALISERS`` or a callable ``(rng, shape) -> ndarray``.
         scale: multiplies the initialiser's draw (``normal``/``uniform``).
-        values: fixed initial values (overrides ``init``), e.g. the seed's ``x = [1.0]``.
+        values: fixed initial values (overrides ``init``), e.g. ``x = [1.0]``.
     """
 
     shape: tuple[int, ...]
@@ -121,7 +121,7 @@ class Case:
         loss: ``loss(np, p, data) -> scalar``; ``p`` is a :class:`ParamTree`.
         wrt: the paths differentiated by default (the implicit ``Params`` list).
         data: ``data(rng) -> dict`` of constant inputs, or ``None``.
-        description: a line for reports (e.g. the seed's Julia expression).
+        description: a line for reports (e.g. the case's Julia expression).
     """
 
     name: str

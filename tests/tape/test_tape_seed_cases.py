@@ -1,4 +1,4 @@
-"""The seed's table (DESIGN.md §1, Zygote.jl #991): every row under both alias policies.
+"""Zygote's aliasing cases: every row under both alias policies.
 
 ``identity`` must print what Zygote printed; ``storage`` must equal the storage column, which
 is checked again against float64 central finite differences on the shared memory.

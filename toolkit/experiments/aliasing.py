@@ -1,10 +1,10 @@
-"""The seed's aliasing cases (Zygote.jl #991), each a named case.
+"""Zygote's aliasing cases: a parameter reachable through several objects, each a named case.
 
 ``x = [1.0]`` and ``xt = x'`` (a 1×1 adjoint view of ``x``) for cases 1–6; ``struct`` reads
 ``x`` through a struct field (an identity tie), ``adjoint`` differentiates ``sum(xt)`` with
-``Params([x])`` on 2 random values, and ``tied_dense`` is the seed's
+``Params([x])`` on 2 random values, and ``tied_dense`` is a
 ``Dense(5, 2)`` → ``Dense(transpose(W))`` chain with ``Params([W])``. Each case's description is
-the seed's Julia expression; the default ``wrt`` is the seed's ``Params`` list.
+its Julia expression; the default ``wrt`` is that expression's ``Params`` list.
 
 Example:
     >>> [c.name for c in cases()]
@@ -59,7 +59,7 @@ def _ones(rng: np.random.Generator) -> dict[str, np.ndarray]:
 
 
 def cases() -> list[Case]:
-    """The nine seed cases of DESIGN.md §1."""
+    """The nine aliasing cases, as Zygote's implicit ``Params`` sees them."""
     seed = [
         ("case1", _adjoint_inside, ("x",), "gradient(() -> sum(x' .* x), Params([x]))"),
         ("case2", _xt_times_x, ("x",), "gradient(() -> sum(xt .* x), Params([x]))"),

@@ -4,14 +4,14 @@ Models are trees: a layer struct holds its weight in a field, a model holds its 
 raw weight arrays) in a list. Implicit-params AD must notice, when the loss reads a value out
 of a container, that the value is a parameter. Zygote does this for struct fields (its
 ``getfield`` adjoint calls ``accum_param``) but not for array elements: a param read as
-``ws[1]`` out of a ``Vector`` gets ``nothing`` (Zygote issues #522, #1017, #1232), and a param
-seen through a lazy wrapper such as ``Adjoint(x)`` gets ``nothing`` too (the seed's last
-example, issue #991).
+``ws[1]`` out of a ``Vector`` gets ``nothing`` (``getindex`` on an array does not call
+``accum_param``), and a param seen through a lazy wrapper such as ``Adjoint(x)`` gets
+``nothing`` too (the ``adjoint`` case of the aliasing experiment).
 
 Cases:
 
 - ``struct-field``: ``a = A(x)``; the loss reads ``a.x`` (the same object as ``x``) and ``x``
-  itself. The seed's struct example: Zygote is right.
+  itself. The aliasing experiment's ``struct`` case: Zygote is right.
 - ``struct-field-adjoint``: the struct holds ``Adjoint(x)``, a lazy wrapper made outside the
   loss. ``implicit-identity`` misses the wrapper's part (Zygote prints ``nothing`` for ``x``).
 - ``list-of-params``: ``ws = [w0, w1]`` holds the param objects; the loss reads ``ws[0]`` and

@@ -1,7 +1,7 @@
 """A tied autoencoder: ``Dense(n, h)`` then a decoder whose weight is the encoder's transpose.
 
 The decoder weight is declared as ``tie("enc.weight", "transpose")``: one storage, two
-parameters. ``n=5, h=2`` is the seed's ``m1 = Dense(5, 2); m2 = Dense(transpose(m1.weight))``.
+parameters. ``n=5, h=2`` is Flux's ``m1 = Dense(5, 2); m2 = Dense(transpose(m1.weight))``.
 The loss is the mean squared reconstruction error on a batch drawn from the case's rng
 (rows are samples: ``x`` has shape ``(batch, n)``).
 

@@ -1,6 +1,6 @@
 """Tied parameters inside a JAX loss: arrays that also have ``.parent``.
 
-The seed's cases read ``xt.parent`` (the array a lazy wrapper wraps). JAX arrays have no such
+The aliasing cases read ``xt.parent`` (the array a lazy wrapper wraps). JAX arrays have no such
 attribute, and jax 0.10 no longer converts objects through ``__jax_array__`` when tracing, so a
 tied parameter is handed to the loss as an :class:`Alias`: it forwards arithmetic, indexing
 and attributes (``.T``, ``.shape``, ``.reshape``) to its value, and the loss's namespace

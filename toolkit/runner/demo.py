@@ -1,10 +1,10 @@
 """The default demo that ``aliasgrad run`` runs with no config.
 
 Two configs shipped inside the package (``toolkit/runner/defaults/``; ``configs/seed.toml`` and
-``configs/tied_autoencoder.toml`` are the same files): the seed's nine cases (Zygote issue
-#991) with every strategy and Zygote's printed values as recorded expectations, and the tied
-autoencoder (``Dense(5, 2)`` and a decoder using the transposed encoder weight) trained with
-Adam and SGD, with both aliases in Params and with only the encoder weight.
+``configs/tied_autoencoder.toml`` are the same files): the nine aliasing cases of Zygote's
+implicit ``Params`` with every strategy and Zygote's printed values as recorded expectations,
+and the tied autoencoder (``Dense(5, 2)`` and a decoder using the transposed encoder weight)
+trained with Adam and SGD, with both aliases in Params and with only the encoder weight.
 
 Example:
     >>> [name for name, _ in demo_configs()]
