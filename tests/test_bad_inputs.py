@@ -19,7 +19,7 @@ import pytest
 
 from toolkit.cli import main
 
-A = 'experiment = "aliasing"\ncases = ["case2"]\n'  # the seed's case 2: x' * x
+A = 'experiment = "aliasing"\ncases = ["case2"]\n'  # the aliasing experiment's case 2: x' * x
 AE = 'experiment = "tied_autoencoder"\ncases = ["aliases"]\n'
 TRAIN = AE + "[train]\nsteps = 2\n"
 EXP = 'experiment = "exp.py"\n'

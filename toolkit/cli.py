@@ -13,7 +13,7 @@ A closed stdout (``aliasgrad run a.toml b.toml | head -1``) does not stop a run:
 still runs and is written, and the exit code is the run's.
 
 Example:
-    $ aliasgrad run                      # the embedded demo: the seed's cases + tied autoencoder
+    $ aliasgrad run                      # the embedded demo: the aliasing cases + tied autoencoder
     $ aliasgrad run configs/partial_tie.toml --strategies implicit-identity,explicit-shared
     $ aliasgrad run configs/seed.toml --quiet   # only the summary (and errors)
     $ aliasgrad list
