@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 from toolkit.transforms._maps import TieMap, parse_map
 
 if TYPE_CHECKING:
-    from toolkit.transforms._tied import TiedState, merge_tied_gradients, tied
+    from toolkit.transforms._tied import TiedState, merge_tied_gradients, tied, tied_eval_params
     from toolkit.transforms._ties import Tie, detect_ties, materialize_ties, tie_drift
 
 # Public name → the submodule defining it; these need jax, so they load on first access.
@@ -29,6 +29,7 @@ _JAX_EXPORTS = {
     "TiedState": "_tied",
     "merge_tied_gradients": "_tied",
     "tied": "_tied",
+    "tied_eval_params": "_tied",
     "Tie": "_ties",
     "detect_ties": "_ties",
     "materialize_ties": "_ties",
@@ -45,6 +46,7 @@ __all__ = [
     "parse_map",
     "tie_drift",
     "tied",
+    "tied_eval_params",
 ]
 
 

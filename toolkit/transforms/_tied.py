@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
+import jax
+import jax.numpy as jnp
+import numpy as np
 import optax
 
-from toolkit.transforms._ties import Plan, Tie, broadcast_leaves, merge_leaves, resolve
+from toolkit.transforms._ties import (
+    Link,
+    Plan,
+    Tie,
+    _dtype,
+    broadcast_leaves,
+    merge_leaves,
+    path_str,
+    resolve,
+)
 
 
 def merge_tied_gradients(ties: Sequence[Tie]) -> optax.GradientTransformation:
@@ -20,7 +32,8 @@ def merge_tied_gradients(ties: Sequence[Tie]) -> optax.GradientTransformation:
     chained after it still keep one state per copy; :func:`tied` avoids that.
 
     Args:
-        ties: the ties, validated against the params at ``init`` and the updates at ``update``.
+        ties: the ties, validated against the params at ``init`` (which must hold them exactly,
+            see :func:`tied`) and the updates at ``update``.
 
     Returns:
         A stateless ``optax.GradientTransformation``.
@@ -38,7 +51,7 @@ def merge_tied_gradients(ties: Sequence[Tie]) -> optax.GradientTransformation:
     ties = tuple(ties)
 
     def init_fn(params: optax.Params) -> optax.EmptyState:
-        resolve(ties, params)
+        check_ties_hold(params, resolve(ties, params))
         return optax.EmptyState()
 
     def update_fn(
@@ -53,18 +66,149 @@ def merge_tied_gradients(ties: Sequence[Tie]) -> optax.GradientTransformation:
     return optax.GradientTransformation(init_fn, update_fn)
 
 
+def _equation(link: Link, source: str) -> str:
+    spelling = str(link.map)
+    if spelling == "identity":
+        image = source
+    elif spelling.startswith("["):
+        image = source + spelling
+    elif spelling.startswith("("):
+        image = f"{source}.transpose({spelling})"
+    else:
+        image = f"{spelling}({source})"
+    return f"{link.target_path} == {image}"
+
+
+def _max_abs_difference(actual: np.ndarray, expected: np.ndarray) -> float:
+    actual, expected = actual.astype(np.float64), expected.astype(np.float64)
+    both_nan = np.isnan(actual) & np.isnan(expected)  # a NaN copied from the source holds
+    return float(np.max(np.where(both_nan, 0.0, np.abs(actual - expected)), initial=0.0))
+
+
+def check_ties_hold(params: Any, plan: Plan) -> None:
+    """Raises if a tie is false on concrete ``params``: ``target != map(source)`` anywhere.
+
+    Exact equality: tied copies are materialised copies, so any difference means the params
+    were not built from their ties. Skipped when ``params`` are abstract (inside ``jax.jit``).
+    Arrays spread over several processes are compared by a jitted reduction.
+
+    Raises:
+        ValueError: naming each false tie as an equation and its largest difference.
+    """
+    if not plan.links:
+        return
+    with_paths = jax.tree_util.tree_flatten_with_path(params)[0]
+    names = [path_str(p) for p, _ in with_paths]
+    leaves = [leaf for _, leaf in with_paths]
+    if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
+        return
+    local = all(not isinstance(x, jax.Array) or x.is_fully_addressable for x in leaves)
+    if local:
+        drifts = [
+            _max_abs_difference(
+                np.asarray(leaves[link.target]), link.map.apply(np.asarray(leaves[link.source]))
+            )
+            for link in plan.links
+        ]
+    else:
+
+        @jax.jit
+        def global_drifts(leaves: list[Any]) -> list[jax.Array]:
+            drifts = []
+            for link in plan.links:
+                actual, expected = leaves[link.target], link.map.apply(leaves[link.source])
+                both_nan = jnp.isnan(actual) & jnp.isnan(expected)
+                diff = jnp.where(both_nan, 0, jnp.abs(actual - expected))
+                drifts.append(jnp.max(diff, initial=0))
+            return drifts
+
+        drifts = [float(d) for d in global_drifts(leaves)]
+    false = [
+        f"{_equation(link, names[link.source])} (max abs difference {drift:.6g})"
+        for link, drift in zip(plan.links, drifts, strict=True)
+        if drift != 0.0
+    ]
+    if false:
+        raise ValueError(
+            f"tie{'s' if len(false) > 1 else ''} not holding in the params given to init: "
+            + "; ".join(false)
+            + ". Tied copies must be exact; build them with materialize_ties(params, ties), "
+            "which writes every target from its source"
+        )
+
+
 class TiedState(NamedTuple):
-    """State of :func:`tied`: the inner state, with tie targets masked out."""
+    """State of :func:`tied`: the inner optimizer's state on the placeholder tree.
+
+    The inner optimizer sees the params' own tree structure, with each tie target replaced by a
+    zero-element placeholder (see :func:`tied`), so its state holds nothing for targets. The
+    one exception is a line search's stored gradient (a ``grad`` field, what
+    ``optax.value_and_grad_from_state`` reads): it is kept in the params' full shape, with
+    zero at the targets, so that it can be passed back to ``update`` like ``jax.grad``'s.
+    """
 
     inner_state: Any
 
 
-def _mask_targets(leaves: Sequence[Any], plan: Plan) -> Any:
-    # optax.MaskedNode is an empty pytree node: inner transforms see no leaf there and keep no
-    # state for it, exactly as under optax.masked.
-    return plan.treedef.unflatten(
-        [optax.MaskedNode() if i in plan.targets else x for i, x in enumerate(leaves)]
-    )
+def _placeholder(leaf: Any) -> jax.Array:
+    # Zero elements, the leaf's dtype and (for arrays) its rank: callbacks that branch on
+    # ``ndim`` see the target's rank, and no optimizer state is kept for it.
+    shape = tuple(np.shape(leaf))
+    return jnp.zeros((0, *shape[1:]) if shape else (0,), _dtype(leaf))
+
+
+def _on_placeholders(leaves: Sequence[Any], plan: Plan) -> list[Any]:
+    return [_placeholder(x) if i in plan.targets else x for i, x in enumerate(leaves)]
+
+
+def _full_from_placeholders(view: Any, plan: Plan, like: Sequence[Any]) -> Any:
+    leaves = plan.treedef.flatten_up_to(view)
+    return plan.treedef.unflatten(broadcast_leaves(leaves, plan, like))
+
+
+def _has_grad_field(node: Any) -> bool:
+    # The field optax.value_and_grad_from_state reads (via optax.tree.get) from line searches.
+    return isinstance(node, tuple) and "grad" in getattr(node, "_fields", ())
+
+
+def _map_stored_grads(state: Any, plan: Plan, fn: Callable[[list[Any]], list[Any]]) -> Any:
+    def visit(node: Any) -> Any:
+        if not _has_grad_field(node) or node.grad is None:
+            return node
+        if jax.tree.structure(node.grad) != plan.treedef:
+            return node
+        leaves = plan.treedef.flatten_up_to(node.grad)
+        return node._replace(grad=plan.treedef.unflatten(fn(leaves)))
+
+    return jax.tree.map(visit, state, is_leaf=_has_grad_field)
+
+
+def _zero_targets(leaves: Sequence[Any], plan: Plan) -> list[Any]:
+    # A gradient with the whole total at the root source and zero at the targets: update
+    # merges it to the same total, as it does jax.grad's split gradient.
+    out = list(leaves)
+    for link in plan.links:
+        source = out[link.source]
+        out[link.target] = jnp.zeros(link.map.out_shape(np.shape(source)), _dtype(source))
+    return out
+
+
+def _inner_extra_args(extra_args: dict[str, Any], plan: Plan, like: Sequence[Any]) -> dict:
+    """Line-search arguments in the inner optimizer's coordinates."""
+    out = dict(extra_args)
+    value_fn = out.get("value_fn")
+    if callable(value_fn):
+
+        def value_fn_on_placeholders(params: Any, *args: Any, **kwargs: Any) -> Any:
+            # The line search evaluates candidates on the placeholder tree; the user's function
+            # gets full params, each target written from its source.
+            return value_fn(_full_from_placeholders(params, plan, like), *args, **kwargs)
+
+        out["value_fn"] = value_fn_on_placeholders
+    if out.get("grad") is not None:
+        grad = merge_leaves(plan.treedef.flatten_up_to(out["grad"]), plan)
+        out["grad"] = plan.treedef.unflatten(_on_placeholders(grad, plan))
+    return out
 
 
 def tied(
@@ -73,15 +217,33 @@ def tied(
     """Optimises tied parameters once per tie group, keeping every tie exact.
 
     Each step: merge the group's gradients into its source (as :func:`merge_tied_gradients`),
-    run ``inner`` on the non-target leaves only, then write each source's update to its targets
-    through the map. ``inner`` therefore sees exactly the leaves of the shared (one leaf per
+    run ``inner`` on the params' tree with every target replaced by a zero-element placeholder
+    (the target's shape with its first axis 0), then write each source's update to its targets
+    through the map. ``inner`` therefore holds exactly the arrays of the shared (one leaf per
     real parameter) model: one optimizer state per real parameter, global-norm clipping and
     weight decay count each parameter once, and the result equals running ``inner`` on the
-    shared model. Since targets receive exactly ``map(update of source)``, a tie that holds at
-    ``init`` holds after every step, whatever ``inner`` does. (Applying the updates can still
-    leave last-bit differences: XLA on CPU may contract ``p + u`` into a fused multiply-add in
-    the loop that updates the source and not in the one that updates a target, e.g. a short
-    slice. :func:`materialize_ties` resets targets from sources when that matters.)
+    shared model. (Only fixed-size slots that an optimizer keeps per leaf remain for a target,
+    such as Adafactor's two 1-element dummies for an unfactored leaf.) Since targets receive
+    exactly ``map(update of source)``, a tie that holds at ``init`` holds after every step,
+    whatever ``inner`` does. (Applying the updates can still leave last-bit differences: XLA on
+    CPU may contract ``p + u`` into a fused multiply-add in the loop that updates the source and
+    not in the one that updates a target, e.g. a short slice. :func:`materialize_ties` resets
+    targets from sources when that matters.)
+
+    Callbacks of ``inner`` see the params' own tree structure: mask and label functions
+    (``optax.adamw(mask=...)``, ``optax.masked``, ``optax.multi_transform``) get every leaf,
+    a target as a zero-element array of its dtype and rank (what they decide for it does not
+    matter: its update is its source's). A line search's ``value_fn`` passed to ``update``
+    (``optax.lbfgs``) is called with full params, each target written from its source; a
+    ``grad`` passed with it is merged like the updates, and the gradient the line search
+    stores keeps the full shape (zero at the targets), so ``optax.value_and_grad_from_state``
+    works on the tied state. For schedule-free optimizers, :func:`tied_eval_params` gives the
+    evaluation params. Transforms that reduce each leaf with ``max`` (``optax.sm3``) reject
+    the zero-element placeholders.
+
+    ``init`` checks, on concrete params, that every tie holds exactly (``target ==
+    map(source)``) and raises ``ValueError`` naming a false one and its largest difference;
+    under ``jax.jit`` it cannot look at values and checks shapes and dtypes only.
 
     Under explicit sharding a target's update is resharded to the target's own sharding, and
     a target's gradient to its source's before it is added.
@@ -116,7 +278,10 @@ def tied(
 
     def init_fn(params: optax.Params) -> TiedState:
         plan = resolve(ties, params)
-        return TiedState(inner.init(_mask_targets(plan.treedef.flatten_up_to(params), plan)))
+        check_ties_hold(params, plan)
+        leaves = plan.treedef.flatten_up_to(params)
+        inner_state = inner.init(plan.treedef.unflatten(_on_placeholders(leaves, plan)))
+        return TiedState(_map_stored_grads(inner_state, plan, lambda g: _zero_targets(g, plan)))
 
     def update_fn(
         updates: optax.Updates,
@@ -126,16 +291,57 @@ def tied(
     ) -> tuple[optax.Updates, TiedState]:
         plan = resolve(ties, updates)
         leaves = plan.treedef.flatten_up_to(updates)
-        masked_params = (
-            None if params is None else _mask_targets(plan.treedef.flatten_up_to(params), plan)
+        inner_params = (
+            None
+            if params is None
+            else plan.treedef.unflatten(_on_placeholders(plan.treedef.flatten_up_to(params), plan))
+        )
+        inner_state = _map_stored_grads(
+            state.inner_state, plan, lambda g: _on_placeholders(g, plan)
         )
         inner_updates, inner_state = inner.update(
-            _mask_targets(merge_leaves(leaves, plan), plan),
-            state.inner_state,
-            masked_params,
-            **extra_args,
+            plan.treedef.unflatten(_on_placeholders(merge_leaves(leaves, plan), plan)),
+            inner_state,
+            inner_params,
+            **_inner_extra_args(extra_args, plan, leaves),
         )
         out = broadcast_leaves(plan.treedef.flatten_up_to(inner_updates), plan, leaves)
+        inner_state = _map_stored_grads(inner_state, plan, lambda g: _zero_targets(g, plan))
         return plan.treedef.unflatten(out), TiedState(inner_state)
 
     return optax.GradientTransformationExtraArgs(init_fn, update_fn)
+
+
+def tied_eval_params(state: TiedState, params: optax.Params, ties: Sequence[Tie]) -> Any:
+    """Evaluation params of a schedule-free optimizer run inside :func:`tied`.
+
+    ``optax.contrib.schedule_free_eval_params(state, params)`` reads the schedule-free state,
+    which ``tied`` wraps; this applies it to the inner state and the placeholder tree, and
+    writes each target from its source's evaluation params.
+
+    Args:
+        state: the state of ``tied(optax.contrib.schedule_free_*(...), ties)``.
+        params: the params being trained (the untied tree).
+        ties: the ties given to :func:`tied`.
+
+    Returns:
+        The evaluation params, with every tie holding.
+
+    Example:
+        >>> import jax.numpy as jnp, optax
+        >>> ties = [Tie("w", "wt", "transpose")]
+        >>> tx = tied(optax.contrib.schedule_free_sgd(0.1), ties)
+        >>> params = {"w": jnp.ones((2, 3)), "wt": jnp.ones((3, 2))}
+        >>> state = tx.init(params)
+        >>> grads = {"w": jnp.ones((2, 3)), "wt": jnp.zeros((3, 2))}
+        >>> updates, state = tx.update(grads, state, params)
+        >>> params = optax.apply_updates(params, updates)
+        >>> ev = tied_eval_params(state, params, ties)
+        >>> bool((ev["wt"] == ev["w"].T).all())
+        True
+    """
+    plan = resolve(ties, params)
+    leaves = plan.treedef.flatten_up_to(params)
+    on_placeholders = plan.treedef.unflatten(_on_placeholders(leaves, plan))
+    eval_params = optax.contrib.schedule_free_eval_params(state.inner_state, on_placeholders)
+    return _full_from_placeholders(eval_params, plan, leaves)
