@@ -177,10 +177,8 @@ def _ndim(a: Any) -> int:
 
 
 def dot(a: Any, b: Any) -> Array:
-    """NumPy's ``dot`` for scalars, vectors and matrices (``matmul`` for 1-d/2-d operands).
-
-    Raises:
-        ValueError: an operand has more than 2 dimensions (use ``matmul`` or ``sum``).
+    """NumPy's ``dot``: ``matmul`` for 1-d/2-d operands, a product for a scalar, and for n-d
+    operands a sum over the last axis of ``a`` and the second-to-last of ``b``.
 
     Example:
         >>> float(dot(array([1.0, 2.0]), array([3.0, 4.0])))
@@ -189,7 +187,7 @@ def dot(a: Any, b: Any) -> Array:
     if _ndim(a) == 0 or _ndim(b) == 0:
         return multiply(a, b)
     if _ndim(a) > 2 or _ndim(b) > 2:
-        raise ValueError("toolkit.tape.numpy.dot supports up to 2-d operands; use matmul")
+        return tensordot(a, b, axes=([-1], [-1 if _ndim(b) == 1 else -2]))
     return matmul(a, b)
 
 
@@ -476,6 +474,495 @@ def ones_like(a: Any, dtype: Any = None) -> Array:
                         dtype=dtype or getattr(a, "dtype", np.float64)))
 
 
+def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = np.float64) -> Array:
+    """A constant array with ones on diagonal ``k`` (NumPy's signature).
+
+    Example:
+        >>> eye(2, k=1).numpy()
+        array([[0., 1.],
+               [0., 0.]])
+    """
+    return _new(np.eye(N, M, k=k, dtype=dtype))
+
+
+# --- more elementwise functions ---------------------------------------------------------------
+
+log1p = primitive(np.log1p, "log1p")
+defvjp(log1p, lambda ans, x: lambda g: g / (1 + x))
+
+expm1 = primitive(np.expm1, "expm1")
+defvjp(expm1, lambda ans, x: lambda g: g * (ans + 1), saves=())
+
+log2 = primitive(np.log2, "log2")
+defvjp(log2, lambda ans, x: lambda g: g / (x * np.log(2)))
+
+log10 = primitive(np.log10, "log10")
+defvjp(log10, lambda ans, x: lambda g: g / (x * np.log(10)))
+
+tan = primitive(np.tan, "tan")
+defvjp(tan, lambda ans, x: lambda g: g * (1 + ans * ans), saves=())
+
+sinh = primitive(np.sinh, "sinh")
+defvjp(sinh, lambda ans, x: lambda g: g * np.cosh(x))
+
+cosh = primitive(np.cosh, "cosh")
+defvjp(cosh, lambda ans, x: lambda g: g * np.sinh(x))
+
+arcsin = primitive(np.arcsin, "arcsin")
+defvjp(arcsin, lambda ans, x: lambda g: g / np.sqrt(1 - x * x))
+asin = arcsin
+
+arccos = primitive(np.arccos, "arccos")
+defvjp(arccos, lambda ans, x: lambda g: -g / np.sqrt(1 - x * x))
+acos = arccos
+
+arctan = primitive(np.arctan, "arctan")
+defvjp(arctan, lambda ans, x: lambda g: g / (1 + x * x))
+atan = arctan
+
+arcsinh = primitive(np.arcsinh, "arcsinh")
+defvjp(arcsinh, lambda ans, x: lambda g: g / np.sqrt(x * x + 1))
+asinh = arcsinh
+
+arccosh = primitive(np.arccosh, "arccosh")
+defvjp(arccosh, lambda ans, x: lambda g: g / np.sqrt(x * x - 1))
+acosh = arccosh
+
+arctanh = primitive(np.arctanh, "arctanh")
+defvjp(arctanh, lambda ans, x: lambda g: g / (1 - x * x))
+atanh = arctanh
+
+reciprocal = primitive(np.reciprocal, "reciprocal")
+defvjp(reciprocal, lambda ans, x: lambda g: -g * ans * ans, saves=())
+
+
+def _zero_vjp(ans: Any, x: Any, *args: Any, **kwargs: Any) -> Any:
+    # Piecewise-constant functions: a zero gradient (as JAX gives), not a missing one.
+    return np.zeros_like
+
+
+floor = primitive(np.floor, "floor")
+defvjp(floor, _zero_vjp, saves=())
+
+ceil = primitive(np.ceil, "ceil")
+defvjp(ceil, _zero_vjp, saves=())
+
+trunc = primitive(np.trunc, "trunc")
+defvjp(trunc, _zero_vjp, saves=())
+
+rint = primitive(np.rint, "rint")
+defvjp(rint, _zero_vjp, saves=())
+
+round = primitive(np.round, "round")
+defvjp(round, _zero_vjp, saves=())
+around = round
+
+# x mod y = x - y * floor(x / y): slope 1 in x, -floor(x / y) in y (between the jumps).
+mod = primitive(np.mod, "mod", broadcasting=True)
+defvjp(mod, lambda ans, x, y: _identity, lambda ans, x, y: lambda g: -g * np.floor(x / y))
+remainder = mod
+
+# fmod(x, y) = x - y * trunc(x / y): the C remainder, with the sign of x.
+fmod = primitive(np.fmod, "fmod", broadcasting=True)
+defvjp(fmod, lambda ans, x, y: _identity, lambda ans, x, y: lambda g: -g * np.trunc(x / y))
+
+logaddexp = primitive(np.logaddexp, "logaddexp", broadcasting=True)
+defvjp(logaddexp, lambda ans, x, y: lambda g: g * np.exp(x - ans),
+       lambda ans, x, y: lambda g: g * np.exp(y - ans))
+
+arctan2 = primitive(np.arctan2, "arctan2", broadcasting=True)
+defvjp(arctan2, lambda ans, y, x: lambda g: g * x / (x * x + y * y),
+       lambda ans, y, x: lambda g: -g * y / (x * x + y * y))
+atan2 = arctan2
+
+hypot = primitive(np.hypot, "hypot", broadcasting=True)
+defvjp(hypot, lambda ans, x, y: lambda g: g * x / ans, lambda ans, x, y: lambda g: g * y / ans)
+
+
+def _clip(x: Any, a_min: Any = None, a_max: Any = None) -> Any:
+    if a_min is None and a_max is None:
+        return np.array(x)
+    return np.clip(x, a_min, a_max)
+
+
+def _clip_vjp(argnum: int) -> Any:
+    # clip is minimum(maximum(x, a_min), a_max), so ties split the gradient as maximum and
+    # minimum do (and as JAX's clip does); a missing bound never binds.
+    def maker(ans: Any, x: Any, a_min: Any = None, a_max: Any = None) -> Any:
+        lo = -np.inf if a_min is None else a_min
+        hi = np.inf if a_max is None else a_max
+
+        def vjp(g: Any) -> Any:
+            low = np.maximum(x, lo)
+            if argnum == 2:
+                return g * _balanced(hi < low, low == hi)
+            below_hi = _balanced(low < hi, low == hi)
+            if argnum == 0:
+                return g * below_hi * _balanced(x > lo, x == lo)
+            return g * below_hi * _balanced(lo > x, x == lo)
+
+        return vjp
+
+    return maker
+
+
+clip = primitive(_clip, "clip", broadcasting=True)
+defvjp(clip, _clip_vjp(0), _clip_vjp(1), _clip_vjp(2))
+# --- more reductions and scans ----------------------------------------------------------------
+
+
+def _reduced_axes(x: Any, axis: Any) -> tuple[int, ...]:
+    if axis is None:
+        return tuple(range(x.ndim))
+    return tuple(a % x.ndim for a in (axis if isinstance(axis, tuple) else (axis,)))
+
+
+def _product_of_others(x: Any, axis: Any) -> Any:
+    """Each element's product of the other elements it is reduced with (exact at zeros)."""
+    axes = _reduced_axes(x, axis)
+    kept = [a for a in range(x.ndim) if a not in axes]
+    order = kept + list(axes)
+    moved = np.transpose(x, order)
+    n = int(np.prod([x.shape[a] for a in axes], dtype=np.int64))
+    if n == 0:
+        return np.zeros_like(x)
+    flat = moved.reshape((*moved.shape[:len(kept)], n))
+    # Exclusive products from the left and from the right: no division, so a zero is fine.
+    one = np.ones((*flat.shape[:-1], 1), dtype=flat.dtype)
+    left = np.cumprod(np.concatenate([one, flat[..., :-1]], axis=-1), axis=-1)
+    right = np.cumprod(np.concatenate([one, flat[..., :0:-1]], axis=-1), axis=-1)[..., ::-1]
+    return np.transpose((left * right).reshape(moved.shape), np.argsort(order))
+
+
+prod = primitive(lambda x, axis=None, keepdims=False: np.prod(x, axis=axis, keepdims=keepdims),
+                 "prod")
+defvjp(prod, lambda ans, x, axis=None, keepdims=False:
+       lambda g: _unreduce(g, x, axis, keepdims) * _product_of_others(x, axis))
+
+
+def _count(ans: Any, x: Any) -> int:
+    """How many elements of ``x`` each element of a reduction's result summarises."""
+    return x.size // (np.size(ans) or 1)
+
+
+var = primitive(lambda x, axis=None, *, ddof=0, keepdims=False:
+                np.var(x, axis=axis, ddof=ddof, keepdims=keepdims), "var")
+defvjp(var, lambda ans, x, axis=None, *, ddof=0, keepdims=False:
+       lambda g: _unreduce(g, x, axis, keepdims) * (2 / (_count(ans, x) - ddof))
+       * (x - np.mean(x, axis=axis, keepdims=True)))
+
+std = primitive(lambda x, axis=None, *, ddof=0, keepdims=False:
+                np.std(x, axis=axis, ddof=ddof, keepdims=keepdims), "std")
+defvjp(std, lambda ans, x, axis=None, *, ddof=0, keepdims=False:
+       lambda g: _unreduce(g / ans, x, axis, keepdims) / (_count(ans, x) - ddof)
+       * (x - np.mean(x, axis=axis, keepdims=True)))
+
+cumsum = primitive(lambda x, axis=None: np.cumsum(x, axis=axis), "cumsum")
+# Each input element feeds every later output: a reversed cumulative sum (flattened for None).
+defvjp(cumsum, lambda ans, x, axis=None:
+       lambda g: np.flip(np.cumsum(np.flip(g, axis), axis), axis).reshape(x.shape), saves=())
+# --- more linear algebra ----------------------------------------------------------------------
+
+_LABELS = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+
+
+def _einsum_terms(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[str], str]:
+    """An einsum's input and output labels, ``...`` spelled out in letters it does not use."""
+    spec = subscripts.replace(" ", "")
+    inputs, arrow, out = spec.partition("->")
+    terms = inputs.split(",")
+    if len(terms) != len(shapes):
+        raise ValueError(f"einsum subscripts {subscripts!r} name {len(terms)} operands; "
+                         f"got {len(shapes)}")
+    spare = [c for c in _LABELS if c not in spec]
+    widths = [len(s) - (len(t) - 3) if "..." in t else 0 for t, s in zip(terms, shapes,
+                                                                        strict=True)]
+    ellipsis = "".join(spare[:int(np.max(widths, initial=0))])
+    # Ellipsis dimensions broadcast from the right, as in NumPy.
+    terms = [t.replace("...", ellipsis[len(ellipsis) - w:]) for t, w in zip(terms, widths,
+                                                                           strict=True)]
+    if arrow:
+        return terms, out.replace("...", ellipsis)
+    # Implicit output: the labels used once, sorted, after the ellipsis dimensions.
+    joined = "".join(terms)
+    return terms, ellipsis + "".join(
+        sorted(c for c in set(joined) if joined.count(c) == 1 and c not in ellipsis))
+
+
+def _einsum_vjp(i: int, subscripts: str, operands: tuple[Any, ...]) -> Any:
+    """The VJP for operand ``i``: an einsum of the cotangent with the other operands."""
+
+    def vjp(g: Any) -> Any:
+        terms, out = _einsum_terms(subscripts, [np.shape(o) for o in operands])
+        target = terms[i]
+        others = [o for k, o in enumerate(operands) if k != i]
+        other_terms = [t for k, t in enumerate(terms) if k != i]
+        sizes = {c: n for t, o in zip(terms, operands, strict=True)
+                 for c, n in zip(t, np.shape(o), strict=True)}
+        labels = "".join(dict.fromkeys(target))
+        reached = set(out).union(*other_terms)
+        kept = "".join(c for c in labels if c in reached)
+        grad = np.einsum(",".join([out, *other_terms]) + "->" + kept, g, *others,
+                         optimize=len(others) > 1)
+        if kept != labels:
+            # A label summed in this operand alone: its gradient is constant along it.
+            grad = np.array(np.broadcast_to(
+                grad.reshape([sizes[c] if c in kept else 1 for c in labels]),
+                [sizes[c] for c in labels]))
+        if labels == target:
+            return grad
+        # A repeated label (``"ii->i"``) reads a diagonal: the gradient goes onto it.
+        full = np.zeros(np.shape(operands[i]), dtype=grad.dtype)
+        index = np.indices(grad.shape, sparse=True)
+        full[tuple(index[labels.index(c)] for c in target)] = grad
+        return full
+
+    return vjp
+
+
+einsum = primitive(lambda subscripts, *operands, **kw: np.einsum(subscripts, *operands, **kw),
+                   "einsum")
+einsum.__doc__ = """NumPy's ``einsum`` with the subscripts string (explicit, implicit or ``...``).
+
+Each operand's gradient is an einsum of the cotangent with the other operands.
+
+Example:
+    >>> einsum("ij,j->i", array([[1.0, 2.0]]), np.ones(2)).numpy()
+    array([3.])
+"""
+# The VJPs read every operand (NumPy's einsum takes at most 64).
+defvjp_argnum(einsum, lambda i, ans, subscripts, *operands, **kw:
+              _einsum_vjp(i - 1, subscripts, operands), saves=tuple(range(1, 65)))
+
+
+def _tensordot_axes(a: Any, b: Any, axes: Any) -> tuple[list[int], list[int]]:
+    """``tensordot``'s ``axes`` as two lists of non-negative axes of ``a`` and ``b``."""
+    if isinstance(axes, int | np.integer):
+        return list(range(a.ndim - axes, a.ndim)), list(range(axes))
+    axes_a, axes_b = ([ax] if isinstance(ax, int | np.integer) else list(ax) for ax in axes)
+    return [ax % a.ndim for ax in axes_a], [ax % b.ndim for ax in axes_b]
+
+
+def _tensordot_vjp(argnum: int, a: Any, b: Any, axes: Any) -> Any:
+    # The cotangent contracted with the other operand over its free axes; the contracted axes
+    # come out in that operand's axis order, so they are permuted back to the pairing.
+    a, b = np.asarray(a), np.asarray(b)
+    axes_a, axes_b = _tensordot_axes(a, b, axes)
+    free_a = [k for k in range(a.ndim) if k not in axes_a]
+    free_b = [k for k in range(b.ndim) if k not in axes_b]
+    if argnum == 0:
+        order = free_a + [axes_a[axes_b.index(k)] for k in sorted(axes_b)]
+        return lambda g: np.transpose(
+            np.tensordot(g, b, axes=(list(range(len(free_a), g.ndim)), free_b)),
+            np.argsort(order))
+    order = [axes_b[axes_a.index(k)] for k in sorted(axes_a)] + free_b
+    return lambda g: np.transpose(np.tensordot(a, g, axes=(free_a, list(range(len(free_a))))),
+                                  np.argsort(order))
+
+
+tensordot = primitive(np.tensordot, "tensordot")
+defvjp(tensordot, lambda ans, a, b, axes=2: _tensordot_vjp(0, a, b, axes),
+       lambda ans, a, b, axes=2: _tensordot_vjp(1, a, b, axes))
+
+outer = primitive(np.outer, "outer")
+defvjp(outer, lambda ans, a, b: lambda g: (g @ np.ravel(b)).reshape(np.shape(a)),
+       lambda ans, a, b: lambda g: (np.ravel(a) @ g).reshape(np.shape(b)))
+
+
+def inner(a: Any, b: Any) -> Array:
+    """NumPy's ``inner``: a sum over the last axes of both (a product for a scalar).
+
+    Example:
+        >>> float(inner(array([1.0, 2.0]), array([3.0, 4.0])))
+        11.0
+    """
+    if _ndim(a) == 0 or _ndim(b) == 0:
+        return multiply(a, b)
+    return tensordot(a, b, axes=([-1], [-1]))
+
+
+def _undiagonal(x: Any, offset: int, axis1: int, axis2: int, g: Any) -> Any:
+    """Zeros shaped like ``x`` with ``g`` on the diagonal that ``np.diagonal`` reads."""
+    full = np.zeros(np.shape(x), dtype=np.result_type(x, g))
+    moved = np.moveaxis(full, (axis1, axis2), (-2, -1))  # a writable view of ``full``
+    steps = np.arange(np.diagonal(moved, offset, -2, -1).shape[-1])
+    rows, cols = (steps, steps + offset) if offset >= 0 else (steps - offset, steps)
+    moved[..., rows, cols] = g
+    return full
+
+
+diagonal = primitive(np.diagonal, "diagonal", view=True)
+defvjp(diagonal, lambda ans, x, offset=0, axis1=0, axis2=1:
+       lambda g: _undiagonal(x, offset, axis1, axis2, g), saves=())
+
+trace = primitive(np.trace, "trace")
+defvjp(trace, lambda ans, x, offset=0, axis1=0, axis2=1, **kw:
+       lambda g: _undiagonal(x, offset, axis1, axis2, np.expand_dims(g, -1)), saves=())
+
+# A matrix's diagonal is a view; a vector's diagonal matrix is a copy.
+diag = primitive(np.diag, "diag", view=True)
+defvjp(diag, lambda ans, x, k=0:
+       lambda g: np.diagonal(g, k) if x.ndim == 1 else _undiagonal(x, k, 0, 1, g), saves=())
+
+triu = primitive(np.triu, "triu")
+defvjp(triu, lambda ans, x, k=0: lambda g: np.triu(g, k), saves=())
+
+tril = primitive(np.tril, "tril")
+defvjp(tril, lambda ans, x, k=0: lambda g: np.tril(g, k), saves=())
+# --- more shape functions: flip, moveaxis and ravel are views where NumPy makes them ----------
+
+flip = primitive(np.flip, "flip", view=True)
+defvjp(flip, lambda ans, x, axis=None: lambda g: np.flip(g, axis), saves=())
+
+moveaxis = primitive(np.moveaxis, "moveaxis", view=True)
+defvjp(moveaxis, lambda ans, x, source, destination:
+       lambda g: np.moveaxis(g, destination, source), saves=())
+
+# Like reshape: a view of contiguous memory, else a copy with its own memory.
+ravel = primitive(np.ravel, "ravel", view=True)
+defvjp(ravel, lambda ans, x, *a, **kw: lambda g: np.reshape(g, x.shape), saves=())
+
+flatten = primitive(lambda x: np.array(x).reshape(-1), "flatten")
+defvjp(flatten, lambda ans, x: lambda g: np.reshape(g, np.shape(x)), saves=())
+
+roll = primitive(np.roll, "roll")
+defvjp(roll, lambda ans, x, shift, axis=None: lambda g: np.roll(g, np.negative(shift), axis),
+       saves=())
+
+
+def _repeat_index(x: Any, repeats: Any, axis: Any) -> Any:
+    """Which element of ``x`` each element of ``np.repeat(x, repeats, axis)`` copies."""
+    if axis is None:
+        return np.unravel_index(np.repeat(np.arange(x.size), repeats), x.shape)
+    return (slice(None),) * (axis % x.ndim) + (np.repeat(np.arange(x.shape[axis]), repeats),)
+
+
+repeat = primitive(np.repeat, "repeat")
+defvjp(repeat, lambda ans, x, repeats, axis=None:
+       lambda g: _scatter_add(x, _repeat_index(x, repeats, axis), g), saves=())
+
+
+def _untile(x: Any, reps: Any, g: Any) -> Any:
+    """Sums ``g`` (``np.tile(x, reps)``'s cotangent) over the copies of ``x``."""
+    reps = (reps,) if np.ndim(reps) == 0 else tuple(reps)
+    ndim = len(reps) if len(reps) > x.ndim else x.ndim
+    shape = (1,) * (ndim - x.ndim) + x.shape
+    reps = (1,) * (ndim - len(reps)) + reps
+    # Axis k of the result is (copy, element) pairs: split them and sum over the copies.
+    pairs = g.reshape([n for pair in zip(reps, shape, strict=True) for n in pair])
+    return np.add.reduce(pairs, axis=tuple(range(0, 2 * ndim, 2))).reshape(x.shape)
+
+
+tile = primitive(np.tile, "tile")
+defvjp(tile, lambda ans, x, reps: lambda g: _untile(x, reps, g), saves=())
+
+_PAD_MODES = ("constant", "edge", "reflect", "symmetric", "wrap")
+
+
+def _pad(x: Any, pad_width: Any, mode: str = "constant", **kwargs: Any) -> Any:
+    if mode not in _PAD_MODES:
+        raise ValueError(f"toolkit.tape.numpy.pad supports mode in {', '.join(_PAD_MODES)}; "
+                         f"got {mode!r}")
+    return np.pad(x, pad_width, mode=mode, **kwargs)
+
+
+def _unpad(x: Any, pad_width: Any, mode: str, kwargs: dict[str, Any], g: Any) -> Any:
+    """Adds each padded element's cotangent to the input element it copies."""
+    # Padding the flat indices of x the same way names, per result element, its source
+    # element (-1 for a constant).
+    kwargs = {k: v for k, v in kwargs.items() if k != "constant_values"}
+    if mode == "constant":
+        kwargs["constant_values"] = -1
+    source = np.pad(np.arange(x.size).reshape(x.shape), pad_width, mode=mode, **kwargs)
+    copied = source >= 0
+    summed = np.bincount(source[copied], weights=g[copied], minlength=x.size)
+    return summed.astype(g.dtype, copy=False).reshape(x.shape)
+
+
+pad = primitive(_pad, "pad")
+pad.__doc__ = """NumPy's ``pad`` for modes constant (with ``constant_values``), edge, reflect,
+symmetric and wrap; the gradient of every copy adds up in the element it copies.
+
+Example:
+    >>> pad(array([1.0, 2.0]), 1, mode="edge").numpy()
+    array([1., 1., 2., 2.])
+"""
+defvjp(pad, lambda ans, x, pad_width, mode="constant", **kw:
+       lambda g: _unpad(x, pad_width, mode, kw, g), saves=())
+
+
+def _unsort(x: Any, axis: Any, g: Any) -> Any:
+    """Puts each sorted element's cotangent back where that element came from."""
+    if axis is None:
+        flat = np.empty(x.size, dtype=g.dtype)
+        flat[np.argsort(x, axis=None, kind="stable")] = g
+        return flat.reshape(x.shape)
+    out = np.empty(x.shape, dtype=g.dtype)
+    np.put_along_axis(out, np.argsort(x, axis=axis, kind="stable"), g, axis)
+    return out
+
+
+sort = primitive(lambda x, axis=-1: np.sort(x, axis=axis, kind="stable"), "sort")
+defvjp(sort, lambda ans, x, axis=-1: lambda g: _unsort(x, axis, g))
+argsort = nondifferentiable(np.argsort, "argsort")
+
+
+def _pieces(split_indices: Any, ary: Any, indices_or_sections: Any, axis: int) -> list[Array]:
+    # NumPy splits an index range: its checks and its rules for sections and indices, without
+    # touching the data; each piece is then a basic slice (a view).
+    ax = axis % _ndim(ary)
+    bounds = split_indices(np.arange(ary.shape[ax]), indices_or_sections)
+    pieces, start = [], 0
+    for b in bounds:
+        pieces.append(getitem(ary, (slice(None),) * ax + (slice(start, start + b.size),)))
+        start += b.size
+    return pieces
+
+
+def split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Array]:
+    """NumPy's ``split``: views of equal sections, or cut at the given indices.
+
+    Raises:
+        ValueError: ``indices_or_sections`` is a number that does not divide the axis.
+
+    Example:
+        >>> [p.shape for p in split(array([1.0, 2.0, 3.0]), [1])]
+        [(1,), (2,)]
+    """
+    return _pieces(np.split, ary, indices_or_sections, axis)
+
+
+def array_split(ary: Any, indices_or_sections: Any, axis: int = 0) -> list[Array]:
+    """NumPy's ``array_split``: like ``split``, but sections need not divide the axis.
+
+    Example:
+        >>> [p.shape for p in array_split(array([1.0, 2.0, 3.0]), 2)]
+        [(2,), (1,)]
+    """
+    return _pieces(np.array_split, ary, indices_or_sections, axis)
+
+
+def vstack(tup: Any) -> Array:
+    """Stacks arrays row-wise: vectors become rows, then they are joined on axis 0.
+
+    Example:
+        >>> vstack([array([1.0, 2.0]), np.zeros((2, 2))]).shape
+        (3, 2)
+    """
+    return concatenate([a if _ndim(a) >= 2 else reshape(a, (1, -1)) for a in tup], axis=0)
+
+
+def hstack(tup: Any) -> Array:
+    """Stacks arrays column-wise: vectors are joined end to end, matrices on axis 1.
+
+    Example:
+        >>> hstack([array([1.0]), np.zeros(2)]).shape
+        (3,)
+    """
+    arrays = [reshape(a, (1,)) if _ndim(a) == 0 else a for a in tup]
+    return concatenate(arrays, axis=0 if _ndim(arrays[0]) == 1 else 1)
+
+
 # --- Array's operators and methods are the primitives above -----------------------------------
 
 
@@ -493,6 +980,15 @@ def _method(prim: Any) -> Any:
 
     method.__name__ = prim.__name__
     method.__doc__ = f"``toolkit.tape.numpy.{prim.__name__}(self, axis, keepdims)``."
+    return method
+
+
+def _bound(func: Any) -> Any:
+    def method(self: Array, *args: Any, **kwargs: Any) -> Array:
+        return func(self, *args, **kwargs)
+
+    method.__name__ = func.__name__
+    method.__doc__ = f"``toolkit.tape.numpy.{func.__name__}(self, ...)``."
     return method
 
 
@@ -539,6 +1035,13 @@ Array.sum = _method(sum)
 Array.mean = _method(mean)
 Array.max = _method(max)
 Array.min = _method(min)
+Array.__mod__ = mod
+Array.__rmod__ = _swap(mod)
+Array.prod = _method(prod)
+for _prim in (var, std, cumsum, clip, ravel, flatten, squeeze, repeat, diagonal, trace, dot,
+              swapaxes, argmax, argmin, argsort):
+    setattr(Array, _prim.__name__, _bound(_prim))
+del _prim
 
 SUPPORTED = tuple(sorted(
     name for name, value in globals().items() if not name.startswith("_") and callable(value)

@@ -1,0 +1,273 @@
+"""The wider NumPy surface of ``toolkit.tape.numpy`` against finite differences and ``jax.grad``.
+
+Each case is ``fn(ns, *args)`` written once for both namespaces (``toolkit.tape.numpy`` and
+``jax.numpy`` plus the same names). The checked loss is ``sum(fn(...) * r)`` with a random
+``r``, so every output element gets its own weight. Every case is checked three ways:
+
+* the tape's gradient against float64 central finite differences;
+* the tape's value and gradient against jitted ``jax.grad`` of the same program;
+* with each input a view made outside the function (a transpose of a matrix param, a reversed
+  vector param) under ``alias="storage"``, the params' gradients against ``jax.grad`` of the
+  program composed with that view, taken w.r.t. the base.
+
+Inputs are random normals mapped into each function's domain, so sorts, maxima and clips meet
+no ties and the piecewise functions (``floor``, ``%``) are differentiated between their jumps.
+"""
+
+from __future__ import annotations
+
+import re
+import types
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from tape_fd import finite_difference
+
+import toolkit.tape as tp
+from toolkit.tape import numpy as tnp
+
+JNS = types.SimpleNamespace(**{name: getattr(jnp, name) for name in dir(jnp)
+                               if not name.startswith("_")})
+
+Fn = Callable[..., Any]
+
+DOMAINS: dict[str, Callable[[np.ndarray], np.ndarray]] = {
+    "real": lambda v: v,
+    "positive": lambda v: np.abs(v) + 0.5,
+    "nonzero": lambda v: np.sign(v) * (np.abs(v) + 0.5),
+    "unit": lambda v: 0.8 * np.tanh(v),  # inside (-1, 1): arcsin, arccos, arctanh
+    "above_one": lambda v: np.abs(v) + 1.2,  # arccosh
+}
+
+
+def _values(shapes: Sequence[tuple[int, ...]], domain: str | tuple[str, ...],
+            seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    domains = (domain,) * len(shapes) if isinstance(domain, str) else domain
+    return [DOMAINS[d](rng.standard_normal(s)) for s, d in zip(shapes, domains, strict=True)]
+
+
+def _view_of(base: Any) -> Any:
+    """The view each input is made as in the storage check (same rule for tape and jax)."""
+    if base.ndim >= 2:
+        return base.T
+    return base[::-1] if base.ndim == 1 else base
+
+
+def _check(fn: Fn, values: Sequence[np.ndarray], fd: bool = True) -> None:
+    """Tape gradients of ``sum(fn(*args) * r)``: FD, jax.grad, and through outside views."""
+    args = [tp.array(v) for v in values]
+    out_shape = fn(tnp, *args).shape
+    r = np.random.default_rng(100).standard_normal(out_shape)
+
+    def tape_loss() -> tp.Array:
+        return tnp.sum(fn(tnp, *args) * r)
+
+    value, gs = tp.withgradient(tape_loss, tp.Params(args))
+
+    # Bases whose views equal the inputs: the storage policy must see through those views.
+    bases = [tp.array(np.array(_view_of(v), order="C")) for v in values]
+    views = [_view_of(b) for b in bases]
+    storage_gs = tp.gradient(lambda: tnp.sum(fn(tnp, *views) * r), tp.Params(bases),
+                             alias="storage")
+
+    argnums = tuple(range(len(values)))
+
+    def jax_loss(*a: Any) -> Any:
+        return jnp.sum(fn(JNS, *a) * r)
+
+    @jax.jit
+    def jax_programs(vals: Any, base_vals: Any) -> Any:
+        # One compiled program per case, both gradients in it: one compile instead of two.
+        direct = jax.value_and_grad(jax_loss, argnums=argnums)(*vals)
+        through = jax.grad(lambda *b: jax_loss(*[_view_of(x) for x in b]),
+                           argnums=argnums)(*base_vals)
+        return direct, through
+
+    (jax_value, jax_grads), jax_base_grads = jax_programs(
+        list(values), [b.numpy() for b in bases])
+    np.testing.assert_allclose(value, jax_value, rtol=1e-10, atol=1e-12)
+    for a, jg in zip(args, jax_grads, strict=True):
+        assert gs[a] is not None and gs[a].shape == a.shape and gs[a].dtype == np.float64
+        np.testing.assert_allclose(gs[a], jg, rtol=1e-9, atol=1e-12)
+        if fd:
+            np.testing.assert_allclose(gs[a], finite_difference(tape_loss, a),
+                                       rtol=1e-5, atol=1e-7)
+    for b, jg in zip(bases, jax_base_grads, strict=True):
+        assert storage_gs[b] is not None
+        np.testing.assert_allclose(storage_gs[b], jg, rtol=1e-9, atol=1e-12)
+
+
+M = (3, 4)
+M2 = ((3, 4), (4,))
+BROADCAST = ((2, 1, 3), (4, 1))
+C = np.random.default_rng(7).standard_normal((3, 4))
+
+# op name -> variants ``(fn, shapes, domain)``; op names are ``toolkit.tape.numpy`` names.
+CASES: dict[str, list[tuple[Fn, Sequence[tuple[int, ...]], Any]]] = {
+    # elementwise
+    **{name: [(lambda ns, x, name=name: getattr(ns, name)(x), [M], domain)]
+       for name, domain in [
+           ("log1p", "positive"), ("expm1", "real"), ("log2", "positive"),
+           ("log10", "positive"), ("tan", "unit"), ("sinh", "real"), ("cosh", "real"),
+           ("arcsin", "unit"), ("arccos", "unit"), ("arctan", "real"), ("arcsinh", "real"),
+           ("arccosh", "above_one"), ("arctanh", "unit"), ("reciprocal", "nonzero"),
+           ("floor", "real"), ("ceil", "real"), ("trunc", "real"), ("rint", "real"),
+           ("round", "real")]},
+    "mod": [
+        (lambda ns, x, y: ns.mod(x, y), M2, ("real", "nonzero")),
+        (lambda ns, x, y: ns.remainder(x, y), BROADCAST, ("real", "nonzero")),
+        (lambda ns, x, y: x % y, [(), M], ("real", "nonzero")),
+        (lambda ns, x: x % 0.7 + 2.5 % x, [M], "nonzero"),
+    ],
+    "fmod": [(lambda ns, x, y: ns.fmod(x, y), M2, ("real", "nonzero"))],
+    "logaddexp": [(lambda ns, x, y: ns.logaddexp(x, y), M2, "real"),
+                  (lambda ns, x, y: ns.logaddexp(x, y), BROADCAST, "real")],
+    "arctan2": [(lambda ns, y, x: ns.arctan2(y, x), M2, "nonzero"),
+                (lambda ns, y, x: ns.arctan2(y, x), BROADCAST, "nonzero")],
+    "hypot": [(lambda ns, x, y: ns.hypot(x, y), M2, "nonzero")],
+    "clip": [
+        (lambda ns, x: ns.clip(x, -0.5, 0.5), [M], "real"),
+        (lambda ns, x: ns.clip(x, None, 0.3), [M], "real"),
+        (lambda ns, x: ns.clip(x, -0.2, None), [M], "real"),
+        (lambda ns, x, lo, hi: ns.clip(x, lo, hi - 3.0), [M, (4,), (3, 1)], "real"),
+    ],
+    # reductions and scans
+    "prod": [(lambda ns, x, axis=axis, keepdims=keepdims:
+              ns.prod(x, axis=axis, keepdims=keepdims), [(2, 3, 4)], "nonzero")
+             for axis, keepdims in [(None, False), (0, True), (-1, False), ((0, 2), True)]],
+    "var": [(lambda ns, x, axis=axis, ddof=ddof, keepdims=keepdims:
+             ns.var(x, axis=axis, ddof=ddof, keepdims=keepdims), [(2, 3, 4)], "real")
+            for axis, ddof, keepdims in [(None, 0, False), (0, 1, False), (-1, 0, True),
+                                         ((0, 2), 1, True)]],
+    "std": [(lambda ns, x, axis=axis, ddof=ddof, keepdims=keepdims:
+             ns.std(x, axis=axis, ddof=ddof, keepdims=keepdims), [(2, 3, 4)], "real")
+            for axis, ddof, keepdims in [(None, 0, False), (1, 1, False), (-1, 0, True),
+                                         ((0, 2), 0, False)]],
+    "cumsum": [(lambda ns, x, axis=axis: ns.cumsum(x, axis=axis), [(2, 3, 4)], "real")
+               for axis in (None, 0, -1)],
+    # linear algebra
+    "einsum": [
+        (lambda ns, x, y: ns.einsum("ij,jk->ik", x, y), [(3, 4), (4, 5)], "real"),
+        (lambda ns, x, y: ns.einsum("ij,ij->i", x, y), [M, M], "real"),
+        (lambda ns, x: ns.einsum("ii->i", x), [(4, 4)], "real"),
+        (lambda ns, x: ns.einsum("ii", x), [(4, 4)], "real"),
+        (lambda ns, x: ns.einsum("ij->", x), [M], "real"),
+        (lambda ns, x, y: ns.einsum("i,j->ij", x, y), [(3,), (4,)], "real"),
+        (lambda ns, x, y: ns.einsum("ij,k->ij", x, y), [M, (5,)], "real"),
+        (lambda ns, x, y: ns.einsum("bij,jk", x, y), [(2, 3, 4), (4, 5)], "real"),
+        (lambda ns, x, y: ns.einsum("...ij,...jk->...ik", x, y), [(2, 3, 4), (2, 4, 5)],
+         "real"),
+        (lambda ns, x, y: ns.einsum("...j,j->...", x, y), [(2, 3, 4), (4,)], "real"),
+        (lambda ns, x, y, z: ns.einsum("ij,jk,kl->il", x, y, z), [(2, 3), (3, 4), (4, 2)],
+         "real"),
+        (lambda ns, x: ns.einsum("iij->ij", x), [(3, 3, 2)], "real"),
+        (lambda ns, x: ns.einsum("ij,jk->ik", C, x), [(4, 2)], "real"),
+    ],
+    "tensordot": [
+        (lambda ns, x, y: ns.tensordot(x, y), [(2, 3, 4), (3, 4, 5)], "real"),
+        (lambda ns, x, y: ns.tensordot(x, y, axes=1), [(2, 3), (3, 4)], "real"),
+        (lambda ns, x, y: ns.tensordot(x, y, axes=0), [(2,), (3,)], "real"),
+        (lambda ns, x, y: ns.tensordot(x, y, axes=([1, 0], [0, 1])), [(3, 4, 5), (4, 3, 2)],
+         "real"),
+        (lambda ns, x, y: ns.tensordot(x, y, axes=([2, 0], [1, 2])), [(3, 4, 5), (2, 5, 3)],
+         "real"),
+        (lambda ns, x, y: ns.tensordot(x, y, axes=([-1], [0])), [(2, 3), (3, 4)], "real"),
+    ],
+    "outer": [(lambda ns, x, y: ns.outer(x, y), [(3,), (4,)], "real"),
+              (lambda ns, x, y: ns.outer(x, y), [(2, 3), (4,)], "real")],
+    "inner": [(lambda ns, x, y: ns.inner(x, y), shapes, "real")
+              for shapes in [[(4,), (4,)], [(2, 4), (3, 4)], [(), (3,)]]],
+    "dot": [(lambda ns, x, y: ns.dot(x, y), shapes, "real")
+            for shapes in [[(2, 3, 4), (4,)], [(2, 3, 4), (5, 4, 2)], [(3, 4), (2, 4, 5)]]],
+    "trace": [
+        (lambda ns, x: ns.trace(x), [(4, 4)], "real"),
+        (lambda ns, x: ns.trace(x, 1), [(3, 5)], "real"),
+        (lambda ns, x: ns.trace(x, offset=-1), [(3, 5)], "real"),
+        (lambda ns, x: ns.trace(x, axis1=0, axis2=2), [(3, 2, 4)], "real"),
+        (lambda ns, x: ns.trace(x, 1, -1, -3), [(3, 2, 4)], "real"),
+    ],
+    "diagonal": [
+        (lambda ns, x: ns.diagonal(x), [(4, 4)], "real"),
+        (lambda ns, x: ns.diagonal(x, 1), [(3, 5)], "real"),
+        (lambda ns, x: ns.diagonal(x, -2, 2, 0), [(4, 2, 3)], "real"),
+    ],
+    "diag": [(lambda ns, x, k=k: ns.diag(x, k), [shape], "real")
+             for shape in [(4,), (3, 4)] for k in (0, 1, -2)],
+    "triu": [(lambda ns, x, k=k: ns.triu(x, k), [shape], "real")
+             for shape in [(4, 5), (2, 3, 4)] for k in (0, 1, -1)],
+    "tril": [(lambda ns, x, k=k: ns.tril(x, k), [shape], "real")
+             for shape in [(4, 5), (2, 3, 4)] for k in (0, 2, -1)],
+    "eye": [(lambda ns, x: x * ns.eye(3, 4) + x * ns.eye(3, 4, k=1)
+             + ns.zeros((3, 4)) * x + ns.ones(4) * x, [M], "real")],
+    # shapes
+    "repeat": [
+        (lambda ns, x: ns.repeat(x, 2), [M], "real"),
+        (lambda ns, x: ns.repeat(x, np.array([1, 0, 3]), axis=0), [M], "real"),
+        (lambda ns, x: ns.repeat(x, 3, axis=-1), [M], "real"),
+    ],
+    "tile": [(lambda ns, x, reps=reps: ns.tile(x, reps), [shape], "real")
+             for shape, reps in [((3,), 2), (M, (2, 1, 3)), (M, (2,)), ((2, 3, 2), (2, 1))]],
+    "split": [
+        (lambda ns, x: ns.concatenate([p * (i + 1.0) for i, p in
+                                       enumerate(ns.split(x, 2, axis=1))]), [M], "real"),
+        (lambda ns, x: ns.concatenate([p * (i + 1.0) for i, p in
+                                       enumerate(ns.split(x, [1, 3, 3]))]), [(4, 5)], "real"),
+        (lambda ns, x: ns.stack([p.sum() for p in ns.split(x, 3, axis=-1)]), [(2, 6)], "real"),
+    ],
+    "array_split": [(lambda ns, x: ns.concatenate([p * (i + 1.0) for i, p in
+                                                   enumerate(ns.array_split(x, 3))]),
+                     [(5, 2)], "real")],
+    "vstack": [(lambda ns, x, y: ns.vstack([x, y, C[:1, :3], x]), [(3,), (2, 3)], "real")],
+    "hstack": [(lambda ns, x, y: ns.hstack([x, y, x]), [(3,), (2,)], "real"),
+               (lambda ns, x, y: ns.hstack([x, C[:, :1], y]), [(3, 2), (3, 4)], "real"),
+               (lambda ns, x, y: ns.hstack([x, y]), [(), (3,)], "real")],
+    "roll": [
+        (lambda ns, x: ns.roll(x, 1), [M], "real"),
+        (lambda ns, x: ns.roll(x, -2, axis=1), [M], "real"),
+        (lambda ns, x: ns.roll(x, (1, 2), axis=(0, 1)), [M], "real"),
+    ],
+    "flip": [(lambda ns, x, axis=axis: ns.flip(x, axis), [(2, 3, 4)], "real")
+             for axis in (None, 0, -1, (0, 2))],
+    "moveaxis": [
+        (lambda ns, x: ns.moveaxis(x, 0, -1), [(2, 3, 4)], "real"),
+        (lambda ns, x: ns.moveaxis(x, [0, 1], [2, 0]), [(2, 3, 4)], "real"),
+    ],
+    "pad": [
+        (lambda ns, x: ns.pad(x, ((1, 2), (0, 3))), [M], "real"),
+        (lambda ns, x: ns.pad(x, 1, constant_values=2.0) * ns.pad(x, 1), [M], "real"),
+        (lambda ns, x: ns.pad(x, (2, 1), mode="edge"), [M], "real"),
+        (lambda ns, x: ns.pad(x, ((3, 1), (2, 2)), mode="reflect"), [M], "real"),
+        (lambda ns, x: ns.pad(x, ((3, 1), (2, 5)), mode="symmetric"), [M], "real"),
+        (lambda ns, x: ns.pad(x, ((4, 1), (2, 6)), mode="wrap"), [M], "real"),
+    ],
+    "ravel": [(lambda ns, x: ns.ravel(x), [M], "real"),
+              (lambda ns, x: ns.ravel(x.T), [M], "real")],
+    "flatten": [(lambda ns, x: x.flatten(), [M], "real")],
+    "sort": [(lambda ns, x, axis=axis: ns.sort(x, axis=axis), [M], "real")
+             for axis in (-1, 0, None)],
+    "Array methods": [
+        (lambda ns, x: x.ravel() + x.flatten() + x.T.ravel(), [M], "real"),
+        (lambda ns, x: x.squeeze() + x.squeeze(1), [(3, 1, 4)], "real"),
+        (lambda ns, x: x.prod(axis=0) + x.cumsum(0)[-1] + x.clip(-0.3, 0.3).sum(axis=0), [M],
+         "nonzero"),
+        (lambda ns, x: x.var(ddof=1) + x.std(axis=0) + x.var(axis=0, keepdims=True), [M],
+         "real"),
+        (lambda ns, x, y: x.repeat(2, axis=0).sum(0) + x.dot(y).sum() + x.trace()
+         + x.diagonal() + x.swapaxes(0, 1).sum(1), [(4, 4), (4, 2)], "real"),
+    ],
+}
+
+PARAMS = [pytest.param(name, i, id=f"{name}-{i}") for name, variants in CASES.items()
+          for i in range(len(variants))]
+
+
+@pytest.mark.parametrize(("name", "variant"), PARAMS)
+def test_op(name: str, variant: int) -> None:
+    fn, shapes, domain = CASES[name][variant]
+    _check(fn, _values(shapes, domain))
