@@ -27,12 +27,13 @@ import numpy as np
 
 from toolkit.errors import user_code
 from toolkit.experiment import Case
-from toolkit.runner.compare import EXACT, judge, raw_errors
+from toolkit.runner.compare import judge, judge_training, raw_errors
 from toolkit.runner.config import Config, experiment_files
 from toolkit.runner.interrupt import checkpoint
 from toolkit.runner.reference import compute_reference
+from toolkit.runner.results import GradientResult
 from toolkit.runner.rundir import StagedRun
-from toolkit.runner.strategies import GradientResult, compute_gradients, make_trainer
+from toolkit.runner.strategies import compute_gradients, get_strategy, make_trainer
 
 # Strategies built to be correct: a reference mismatch here is a bug, so the run fails.
 MUST_BE_EXACT = {
@@ -160,7 +161,7 @@ def _case_gradients(
         result = compute_gradients(strategy, case, values, data, wrt)
         verdicts = judge(
             case, result.grads, wrt, reference, rtol=config.rtol, atol=config.atol,
-            same_object=strategy.startswith("implicit"),
+            same_object=get_strategy(strategy).shares_objects,
         )
         for path, g in result.grads.items():
             if g is not None and not isinstance(g, Mapping):
@@ -174,16 +175,16 @@ def _case_gradients(
             "globals": {k: jsonable(v) for k, v in result.globals.items()},
             "raw_max_abs_error": raw_errors(case, result.grads, reference),
             "verdicts": {
-                rule: {v.source: v.verdict for v in verdicts if v.rule == rule}
+                rule: {v.source: v.verdict.to_json() for v in verdicts if v.rule == rule}
                 for rule in ("per-param", "per-storage")
             },
         }
         rule = MUST_BE_EXACT.get(strategy)
         if rule is not None:
             for v in verdicts:
-                if v.rule == rule and v.verdict != "no step (not in Params)":
+                if v.rule == rule and v.verdict.kind != "no-step":
                     checks.append(Check(
-                        f"{case.name}/{strategy}/{v.source}", v.verdict == EXACT,
+                        f"{case.name}/{strategy}/{v.source}", v.verdict.exact,
                         f"{rule} SGD step: {v.verdict}",
                     ))
         expect = config.expect.get(case.name, {}).get(strategy)
@@ -273,23 +274,17 @@ def _train_case(
         rows = {}
         for s in strategies:
             h = hist[s]
-            max_dist = max(h.distance, default=0.0)
-            max_drift = max(h.drift, default=0.0)
-            if max_dist <= tol and max_drift <= tol:
-                verdict = EXACT
-            elif max_drift > tol:
-                verdict = f"ties drift (max {max_drift:.3g})"
-            else:
-                verdict = f"wrong trajectory (max distance {max_dist:.3g})"
+            verdict = judge_training(
+                max(h.drift, default=0.0), max(h.distance, default=0.0), tol,
+                diverged_at=diverged.get(s),
+            )
             rows[s] = {
                 "final_loss": h.loss[-1] if h.loss else None,
-                "max_tie_drift": max_drift,
-                "max_distance_to_shared": max_dist,
-                "verdict": verdict,
+                "max_tie_drift": verdict.max_tie_drift,
+                "max_distance_to_shared": verdict.max_distance,
+                "verdict": verdict.to_json(),
             }
         for s, step in diverged.items():
-            text = f"diverged (not finite at step {step})"
-            rows[s]["verdict"] = {"kind": "diverged", "text": text}
             checks.append(Check(
                 f"{case.name}/training/{opt.label}/{s}", False,
                 f"{config.name}: case {case.name!r}, strategy {s!r}, optimizer {opt.label}: "
