@@ -118,3 +118,27 @@ def test_interrupted_run_leaves_no_partial_folder(tmp_path, sig):
     assert (out / earlier / "summary.json").read_text() == before
     if sig == signal.SIGINT:
         assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
+
+
+def test_non_finite_training_fails_the_run_naming_where(tmp_path, capsys):
+    config = write(tmp_path / "blowup.toml", (
+        'title = "blow-up"\nexperiment = "tied_autoencoder"\ncases = ["aliases"]\n'
+        'strategies = ["explicit-shared"]\n'
+        '[train]\nsteps = 50\nstrategies = ["tied"]\n'
+        'optimizers = [{ name = "sgd", learning_rate = 1e6 }]\n'))
+    out = tmp_path / "out"
+    assert main(["run", str(config), "--out", str(out), "--quiet"]) == 1
+    printed = capsys.readouterr().out
+    line = next(x for x in printed.splitlines() if "FAILED aliases/training/" in x
+                and x.split(":")[0].endswith("/tied"))
+    assert "blowup.toml" in line and "case 'aliases'" in line and "strategy 'tied'" in line
+    assert "sgd(learning_rate=1000000.0)" in line
+    step = int(line.split("not finite at step ")[1].split()[0])
+    assert 1 <= step < 50
+    (run,) = visible(out)
+    report = (out / run / "report.md").read_text()
+    assert f"diverged (not finite at step {step})" in report
+    summary = json.loads((out / run / "summary.json").read_text())
+    rows = summary["cases"]["aliases"]["training"]["sgd(learning_rate=1000000.0)"]
+    assert rows["tied"]["verdict"]["kind"] == "diverged"
+    assert not summary["ok"]
