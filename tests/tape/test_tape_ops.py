@@ -271,3 +271,69 @@ PARAMS = [pytest.param(name, i, id=f"{name}-{i}") for name, variants in CASES.it
 def test_op(name: str, variant: int) -> None:
     fn, shapes, domain = CASES[name][variant]
     _check(fn, _values(shapes, domain))
+
+
+@pytest.mark.parametrize("axis", [None, 0, 1])
+def test_prod_through_zeros_matches_jax(axis: Any) -> None:
+    # One zero in a row (its gradient is the others' product), two zeros (all zero), none.
+    values = np.array([[0.0, 2.0, 3.0], [0.0, 0.0, 4.0], [1.5, -2.0, 3.0]])
+    _check(lambda ns, x: ns.prod(x, axis=axis), [values])
+
+
+def test_float32_gradients_stay_float32() -> None:
+    x = tp.array(np.linspace(-1.0, 1.0, 6).reshape(2, 3), dtype=np.float32)
+    gs = tp.gradient(lambda: tnp.sum(tnp.pad(x, 1, mode="reflect")) + tnp.sum(tnp.sort(x) * x)
+                     + tnp.einsum("ij,ij->", x, x) + tnp.prod(x) + tnp.sum(tnp.tile(x, 2)),
+                     tp.Params([x]))
+    assert gs[x].dtype == np.float32
+
+
+def test_views_share_memory_where_numpy_makes_views() -> None:
+    x = tp.array(np.arange(12.0).reshape(3, 4))
+    views = [tnp.flip(x, 0), tnp.moveaxis(x, 0, 1), tnp.diagonal(x), tnp.diag(x, 1),
+             tnp.ravel(x), x.ravel()]
+    assert all(v.base is x for v in views)
+    x[...] = -x.numpy()
+    np.testing.assert_array_equal(views[0].numpy(), -np.flip(np.arange(12.0).reshape(3, 4), 0))
+    # Copies own their memory: a transposed view cannot be raveled in place.
+    copies = [tnp.ravel(x.T), x.flatten(), tnp.roll(x, 1), tnp.pad(x, 1), tnp.tile(x, 2)]
+    assert all(c.base is c for c in copies)
+
+
+def test_constant_constructors_carry_no_gradient() -> None:
+    x = tp.array([1.0, 2.0])
+    gs = tp.gradient(lambda: tnp.sum(tnp.eye(2) + tnp.zeros(2) + tnp.ones((2, 2))),
+                     tp.Params([x]))
+    assert gs[x] is None
+
+
+def test_bad_arguments_name_what_is_valid() -> None:
+    x = tp.array(np.ones((2, 4)))
+    with pytest.raises(ValueError, match="pad supports mode in constant, edge, reflect"):
+        tnp.pad(x, 1, mode="mean")
+    with pytest.raises(ValueError, match="equal division"):
+        tnp.split(x, 3, axis=1)
+
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "tape.md"
+
+
+def _listed(label: str) -> set[str]:
+    """The names in docs/tape.md's "Supported functions" bullet starting with ``label``."""
+    section = DOC.read_text().split("### Supported functions", 1)[1].split("\n#", 1)[0]
+    line = next(ln for ln in section.splitlines() if ln.startswith(f"- {label}:"))
+    return set(re.findall(r"`([A-Za-z_0-9]+)`", line))
+
+
+def test_docs_list_every_supported_function() -> None:
+    differentiable, constant = _listed("differentiable"), _listed("constants")
+    dtypes = {name for name in tnp.SUPPORTED if isinstance(getattr(tnp, name), type)}
+    specs = {name: getattr(tnp, name)._spec for name in tnp.SUPPORTED
+             if hasattr(getattr(tnp, name), "_spec")}
+    with_vjp = {name for name, s in specs.items() if s.makers or s.argnum_maker}
+    expected = "\n".join(
+        f"- {label}: " + ", ".join(f"`{n}`" for n in sorted(names)) for label, names in
+        [("differentiable", set(tnp.SUPPORTED) - dtypes - constant), ("constants", constant)])
+    assert differentiable | constant | _listed("dtypes") == set(tnp.SUPPORTED), expected
+    assert with_vjp <= differentiable and not constant & with_vjp, expected
+    assert set(specs) - with_vjp <= constant and _listed("dtypes") == dtypes, expected
