@@ -1,4 +1,4 @@
-"""Effective SGD steps and their verdicts, on hand-derived seed gradients."""
+"""Effective SGD steps and their verdicts, on hand-derived gradients of the aliasing cases."""
 
 import numpy as np
 import pytest
