@@ -119,3 +119,56 @@ def test_validation_also_runs_when_init_is_traced_under_jit() -> None:
     tx = tied(optax.adam(0.1), [Tie("enc.weight", "dec.weight")])
     with pytest.raises(ValueError, match=r"'dec\.weight' has shape"):
         jax.jit(tx.init)(_params())
+
+
+# ---- a tie must hold in the params given to init ---------------------------------------------
+
+
+def _false_tie_error(params: Any, ties: list[Tie]) -> str:
+    return _init_error(ties, params)
+
+
+def test_false_transpose_tie_names_the_equation_and_its_drift() -> None:
+    embed = np.arange(6, dtype=F32).reshape(2, 3)
+    unembed = embed.T.copy()
+    unembed[1, 0] += 0.25
+    message = _false_tie_error(
+        {"embed": embed, "unembed": unembed}, [Tie("embed", "unembed", "transpose")]
+    )
+    assert "unembed == transpose(embed)" in message
+    assert "max abs difference 0.25" in message and "materialize_ties" in message
+
+
+@pytest.mark.parametrize(
+    ("spec", "equation"),
+    [("identity", "t == s"), ("[:2]", "t == s[:2]"), ((1, 0), "t == s.transpose((1, 0))")],
+)
+def test_false_tie_equation_for_each_map_kind(spec: Any, equation: str) -> None:
+    tie = Tie("s", "t", spec)
+    source = np.arange(4, dtype=F32).reshape(2, 2)
+    params = {"s": source, "t": tie.map.apply(source) + 1}
+    message = _false_tie_error(params, [tie])
+    assert f"{equation} (max abs difference 1)" in message
+
+
+def test_every_false_tie_is_listed_and_a_true_one_is_not() -> None:
+    w = np.ones((2, 2), F32)
+    params = {"w": w, "a": w.copy(), "b": w * 2, "c": w * 3}
+    ties = [Tie("w", "a"), Tie("w", "b"), Tie("w", "c")]
+    message = _false_tie_error(params, ties)
+    assert "b == w (max abs difference 1)" in message
+    assert "c == w (max abs difference 2)" in message and "a == w" not in message
+
+
+def test_a_nan_copied_from_the_source_holds_and_jax_arrays_are_checked() -> None:
+    w = np.array([[np.nan, 1.0]], F32)
+    tied(optax.adam(0.1), [Tie("w", "v")]).init({"w": w, "v": w.copy()})
+    params = {"w": jax.numpy.asarray(w), "v": jax.numpy.asarray(w) + 1}
+    assert "v == w" in _false_tie_error(params, [Tie("w", "v")])
+
+
+def test_false_tie_is_not_checked_when_init_is_traced() -> None:
+    # Abstract values carry no data; shapes and dtypes are still validated (above).
+    params = {"w": np.ones(3, F32), "v": np.zeros(3, F32)}
+    jax.jit(tied(optax.adam(0.1), [Tie("w", "v")]).init)(params)
+    jax.jit(merge_tied_gradients([Tie("w", "v")]).init)(params)

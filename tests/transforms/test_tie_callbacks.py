@@ -1,0 +1,205 @@
+"""Callbacks of the inner optimizer behave inside tied() as they do on the shared model.
+
+Mask and label functions, a line search's value function and schedule-free evaluation params:
+each case trains ``tied(inner)`` on the untied tree and ``inner`` on the shared model (one leaf
+per real parameter, the copy computed inside the loss) and compares the two. The models are a
+flax/haiku-style nested dict of modules; float32 unless noted (conftest turns on x64).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from toolkit.transforms import Tie, materialize_ties, tie_drift, tied, tied_eval_params
+
+VOCAB, DIM = 10, 4
+TIES = [Tie("embed.embedding", "head.kernel", "transpose")]
+TOKENS = np.array([0, 3, 5, 7, 9, 2, 3])
+LABELS = np.array([1, 4, 5, 0, 9, 2, 8])
+
+
+def _normal(seed: int, shape: tuple[int, ...], dtype: Any) -> np.ndarray:
+    return (np.random.default_rng(seed).standard_normal(shape) / 2).astype(dtype)
+
+
+def shared_params(dtype: Any = np.float32) -> dict[str, dict[str, np.ndarray]]:
+    return {
+        "embed": {"embedding": _normal(0, (VOCAB, DIM), dtype)},
+        "proj": {"kernel": _normal(1, (DIM, DIM), dtype), "bias": _normal(2, (DIM,), dtype)},
+        "head": {"bias": _normal(3, (VOCAB,), dtype)},
+    }
+
+
+def untied_params(dtype: Any = np.float32) -> dict[str, dict[str, np.ndarray]]:
+    shared = shared_params(dtype)
+    placeholder = {**shared, "head": {**shared["head"], "kernel": np.zeros((DIM, VOCAB), dtype)}}
+    return materialize_ties(placeholder, TIES)
+
+
+def _loss(embedding: Any, proj: dict[str, Any], head_kernel: Any, head_bias: Any) -> jax.Array:
+    hidden = jnp.tanh(embedding[TOKENS] @ proj["kernel"] + proj["bias"])
+    # Multiply-and-sum rather than a matmul with a transposed operand, so that both models'
+    # logits are computed in the same order.
+    logits = jnp.sum(hidden[:, :, None] * head_kernel[None], axis=1) + head_bias
+    return optax.softmax_cross_entropy_with_integer_labels(logits, LABELS).mean()
+
+
+def shared_loss(p: dict[str, Any]) -> jax.Array:
+    embedding = p["embed"]["embedding"]
+    return _loss(embedding, p["proj"], embedding.T, p["head"]["bias"])
+
+
+def untied_loss(p: dict[str, Any]) -> jax.Array:
+    return _loss(p["embed"]["embedding"], p["proj"], p["head"]["kernel"], p["head"]["bias"])
+
+
+def _train(tx: optax.GradientTransformation, loss: Callable, params: Any, steps: int) -> Any:
+    @jax.jit
+    def step(params: Any, state: Any) -> tuple[Any, Any]:
+        updates, state = tx.update(jax.grad(loss)(params), state, params)
+        return optax.apply_updates(params, updates), state
+
+    state = tx.init(params)
+    for _ in range(steps):
+        params, state = step(params, state)
+    return params, state
+
+
+def _assert_matches_shared(actual: Any, expected: Any, rel: float = 1e-6) -> None:
+    assert float(tie_drift(actual, TIES)["head.kernel"]) == 0.0
+    for module, leaves in expected.items():
+        for name, e in leaves.items():
+            a = actual[module][name]
+            np.testing.assert_allclose(
+                a, e, rtol=0, atol=rel * float(np.max(np.abs(e))), err_msg=f"{module}.{name}"
+            )
+    # It trained: the embedding moved well away from its initial value.
+    start = shared_params(expected["embed"]["embedding"].dtype)["embed"]["embedding"]
+    assert float(np.max(np.abs(expected["embed"]["embedding"] - start))) > 0.05
+
+
+def _flax_path_mask(params: Any) -> Any:
+    """Weight decay on kernels and embeddings only, by path and rank, as flax users write it."""
+    traverse_util = pytest.importorskip("flax.traverse_util")
+    flat = traverse_util.flatten_dict(params)
+    return traverse_util.unflatten_dict(
+        {path: path[-1] != "bias" and value.ndim == 2 for path, value in flat.items()}
+    )
+
+
+def _haiku_mask(params: Any) -> Any:
+    """The same mask over haiku's module -> name -> array maps."""
+    data_structures = pytest.importorskip("haiku.data_structures")
+    return data_structures.map(
+        lambda module_name, name, value: name != "bias" and value.ndim == 2, params
+    )
+
+
+def _ndim_mask(params: Any) -> Any:
+    """Weight decay on matrices only: the mask reads each leaf."""
+    return jax.tree.map(lambda x: x.ndim > 1, params)
+
+
+@pytest.mark.parametrize(
+    "mask", [_flax_path_mask, _haiku_mask, _ndim_mask], ids=["flax_path", "haiku_map", "ndim"]
+)
+def test_adamw_mask_callable_sees_every_leaf_and_matches_shared_model(mask: Callable) -> None:
+    seen_structures = []
+
+    def recording_mask(params: Any) -> Any:
+        seen_structures.append(jax.tree.structure(params))
+        return mask(params)
+
+    make = lambda m: optax.adamw(0.05, weight_decay=0.5, mask=m)  # noqa: E731
+    expected, _ = _train(make(mask), shared_loss, shared_params(), steps=40)
+    actual, _ = _train(tied(make(recording_mask), TIES), untied_loss, untied_params(), steps=40)
+    _assert_matches_shared(actual, expected)
+    # Called at init and when update is traced, each time on the untied tree's structure.
+    assert seen_structures and set(seen_structures) == {jax.tree.structure(untied_params())}
+
+
+def test_adamw_mask_decays_only_what_it_selects() -> None:
+    # Guards the comparison above: with weight decay on biases too, the result differs.
+    decay_all, _ = _train(optax.adamw(0.05, weight_decay=0.5), shared_loss, shared_params(), 40)
+    masked, _ = _train(
+        optax.adamw(0.05, weight_decay=0.5, mask=_ndim_mask), shared_loss, shared_params(), 40
+    )
+    assert float(np.max(np.abs(decay_all["proj"]["bias"] - masked["proj"]["bias"]))) > 1e-3
+
+
+def test_multi_transform_label_function_matches_shared_model() -> None:
+    def labels(params: Any) -> Any:
+        return {
+            module: {name: "sgd" if value.ndim == 1 else "adam" for name, value in leaves.items()}
+            for module, leaves in params.items()
+        }
+
+    def make() -> optax.GradientTransformation:
+        return optax.multi_transform({"adam": optax.adam(0.05), "sgd": optax.sgd(0.1)}, labels)
+
+    expected, _ = _train(make(), shared_loss, shared_params(), steps=40)
+    actual, state = _train(tied(make(), TIES), untied_loss, untied_params(), steps=40)
+    _assert_matches_shared(actual, expected)
+    adam_mu = state.inner_state.inner_states["adam"].inner_state[0].mu
+    assert adam_mu["head"]["kernel"].size == 0  # no state for the tied copy
+
+
+def _lbfgs_run(loss: Callable, params: Any, tx: optax.GradientTransformation, steps: int) -> Any:
+    value_and_grad = optax.value_and_grad_from_state(loss)
+
+    @jax.jit
+    def step(params: Any, state: Any) -> tuple[Any, Any, jax.Array]:
+        value, grad = value_and_grad(params, state=state)
+        updates, state = tx.update(grad, state, params, value=value, grad=grad, value_fn=loss)
+        return optax.apply_updates(params, updates), state, value
+
+    state = tx.init(params)
+    values = []
+    for _ in range(steps):
+        params, state, value = step(params, state)
+        values.append(float(value))
+    return params, np.array(values)
+
+
+def test_lbfgs_line_search_value_fn_and_value_and_grad_from_state_match_shared_model() -> None:
+    # float64: the line search branches on comparisons of losses, which float32 round-off
+    # between the two models could flip.
+    expected, expected_values = _lbfgs_run(
+        shared_loss, shared_params(np.float64), optax.lbfgs(), steps=15
+    )
+    seen = []
+
+    def recording_loss(params: Any) -> jax.Array:
+        seen.append(jax.tree.map(jnp.shape, params))
+        return untied_loss(params)
+
+    actual, actual_values = _lbfgs_run(
+        recording_loss, untied_params(np.float64), tied(optax.lbfgs(), TIES), steps=15
+    )
+    _assert_matches_shared(actual, expected, rel=1e-9)
+    np.testing.assert_allclose(actual_values, expected_values, rtol=1e-12)
+    assert expected_values[-1] < 0.5 * expected_values[0]  # it optimised
+    # The line search called the loss with full params (the target's real shape).
+    full_shapes = jax.tree.map(np.shape, untied_params())
+    assert seen and all(s == full_shapes for s in seen)
+
+
+def test_schedule_free_adamw_params_and_eval_params_match_shared_model() -> None:
+    def make() -> optax.GradientTransformation:
+        return optax.contrib.schedule_free_adamw(0.05, warmup_steps=5, weight_decay=0.1)
+
+    expected, expected_state = _train(make(), shared_loss, shared_params(), steps=40)
+    actual, state = _train(tied(make(), TIES), untied_loss, untied_params(), steps=40)
+    _assert_matches_shared(actual, expected)
+    expected_eval = optax.contrib.schedule_free_eval_params(expected_state, expected)
+    actual_eval = tied_eval_params(state, actual, TIES)
+    _assert_matches_shared(actual_eval, expected_eval)
+    # Evaluation params are not the training params: the comparison is not a copy of the above.
+    assert float(np.max(np.abs(expected_eval["proj"]["kernel"] - expected["proj"]["kernel"]))) > 0
