@@ -136,6 +136,7 @@ CASES: dict[str, list[tuple[Fn, Sequence[tuple[int, ...]], Any]]] = {
         (lambda ns, x: ns.clip(x, None, 0.3), [M], "real"),
         (lambda ns, x: ns.clip(x, -0.2, None), [M], "real"),
         (lambda ns, x, lo, hi: ns.clip(x, lo, hi - 3.0), [M, (4,), (3, 1)], "real"),
+        (lambda ns, x, lo: ns.clip(x, lo), [M, (4,)], "real"),
     ],
     # reductions and scans
     "prod": [(lambda ns, x, axis=axis, keepdims=keepdims:
@@ -168,6 +169,9 @@ CASES: dict[str, list[tuple[Fn, Sequence[tuple[int, ...]], Any]]] = {
          "real"),
         (lambda ns, x: ns.einsum("iij->ij", x), [(3, 3, 2)], "real"),
         (lambda ns, x: ns.einsum("ij,jk->ik", C, x), [(4, 2)], "real"),
+        # size-1 dimensions broadcast, in the ellipsis and in a named label
+        (lambda ns, x, y: ns.einsum("...i,...i->...", x, y), [(2, 3), (1, 3)], "real"),
+        (lambda ns, x, y: ns.einsum("ij,ij->j", x, y), [(2, 3), (1, 3)], "real"),
     ],
     "tensordot": [
         (lambda ns, x, y: ns.tensordot(x, y), [(2, 3, 4), (3, 4, 5)], "real"),
@@ -178,6 +182,7 @@ CASES: dict[str, list[tuple[Fn, Sequence[tuple[int, ...]], Any]]] = {
         (lambda ns, x, y: ns.tensordot(x, y, axes=([2, 0], [1, 2])), [(3, 4, 5), (2, 5, 3)],
          "real"),
         (lambda ns, x, y: ns.tensordot(x, y, axes=([-1], [0])), [(2, 3), (3, 4)], "real"),
+        (lambda ns, x, y: ns.tensordot(x, y, axes=(1, 0)), [(2, 3), (3, 4)], "real"),
     ],
     "outer": [(lambda ns, x, y: ns.outer(x, y), [(3,), (4,)], "real"),
               (lambda ns, x, y: ns.outer(x, y), [(2, 3), (4,)], "real")],
@@ -210,9 +215,11 @@ CASES: dict[str, list[tuple[Fn, Sequence[tuple[int, ...]], Any]]] = {
         (lambda ns, x: ns.repeat(x, 2), [M], "real"),
         (lambda ns, x: ns.repeat(x, np.array([1, 0, 3]), axis=0), [M], "real"),
         (lambda ns, x: ns.repeat(x, 3, axis=-1), [M], "real"),
+        (lambda ns, x: ns.repeat(x, 3), [()], "real"),
     ],
     "tile": [(lambda ns, x, reps=reps: ns.tile(x, reps), [shape], "real")
-             for shape, reps in [((3,), 2), (M, (2, 1, 3)), (M, (2,)), ((2, 3, 2), (2, 1))]],
+             for shape, reps in [((3,), 2), (M, (2, 1, 3)), (M, (2,)), ((2, 3, 2), (2, 1)),
+                                 ((), (2, 2))]],
     "split": [
         (lambda ns, x: ns.concatenate([p * (i + 1.0) for i, p in
                                        enumerate(ns.split(x, 2, axis=1))]), [M], "real"),

@@ -697,20 +697,25 @@ def _einsum_vjp(i: int, subscripts: str, operands: tuple[Any, ...]) -> Any:
         target = terms[i]
         others = [o for k, o in enumerate(operands) if k != i]
         other_terms = [t for k, t in enumerate(terms) if k != i]
-        sizes = {c: n for t, o in zip(terms, operands, strict=True)
-                 for c, n in zip(t, np.shape(o), strict=True)}
+        sizes: dict[str, int] = {}
+        for t, o in zip(terms, operands, strict=True):
+            for c, n in zip(t, np.shape(o), strict=True):
+                # A size-1 dimension broadcasts against the label's size elsewhere.
+                sizes[c] = n if sizes.get(c, 1) == 1 else sizes[c]
         labels = "".join(dict.fromkeys(target))
         reached = set(out).union(*other_terms)
         kept = "".join(c for c in labels if c in reached)
         grad = np.einsum(",".join([out, *other_terms]) + "->" + kept, g, *others,
                          optimize=len(others) > 1)
-        if kept != labels:
-            # A label summed in this operand alone: its gradient is constant along it.
+        full_shape = tuple(sizes[c] for c in labels)
+        if grad.shape != full_shape:
+            # A label summed in this operand alone, or of size 1 in the others: the gradient
+            # is constant along it.
             grad = np.array(np.broadcast_to(
-                grad.reshape([sizes[c] if c in kept else 1 for c in labels]),
-                [sizes[c] for c in labels]))
+                grad.reshape([grad.shape[kept.index(c)] if c in kept else 1 for c in labels]),
+                full_shape))
         if labels == target:
-            return grad
+            return sum_to(grad, np.shape(operands[i]))
         # A repeated label (``"ii->i"``) reads a diagonal: the gradient goes onto it.
         full = np.zeros(np.shape(operands[i]), dtype=grad.dtype)
         index = np.indices(grad.shape, sparse=True)
@@ -830,16 +835,19 @@ defvjp(roll, lambda ans, x, shift, axis=None: lambda g: np.roll(g, np.negative(s
        saves=())
 
 
-def _repeat_index(x: Any, repeats: Any, axis: Any) -> Any:
-    """Which element of ``x`` each element of ``np.repeat(x, repeats, axis)`` copies."""
+def _unrepeat(x: Any, repeats: Any, axis: Any, g: Any) -> Any:
+    """Adds the cotangent of each copy made by ``np.repeat(x, repeats, axis)`` to its source."""
     if axis is None:
-        return np.unravel_index(np.repeat(np.arange(x.size), repeats), x.shape)
-    return (slice(None),) * (axis % x.ndim) + (np.repeat(np.arange(x.shape[axis]), repeats),)
+        source = np.repeat(np.arange(x.size), repeats)
+        summed = np.bincount(source, weights=g, minlength=x.size)
+        return summed.astype(g.dtype, copy=False).reshape(x.shape)
+    index = (slice(None),) * (axis % x.ndim) + (np.repeat(np.arange(x.shape[axis]), repeats),)
+    return _scatter_add(x, index, g)
 
 
 repeat = primitive(np.repeat, "repeat")
-defvjp(repeat, lambda ans, x, repeats, axis=None:
-       lambda g: _scatter_add(x, _repeat_index(x, repeats, axis), g), saves=())
+defvjp(repeat, lambda ans, x, repeats, axis=None: lambda g: _unrepeat(x, repeats, axis, g),
+       saves=())
 
 
 def _untile(x: Any, reps: Any, g: Any) -> Any:
