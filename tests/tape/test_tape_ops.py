@@ -320,6 +320,8 @@ def test_bad_arguments_name_what_is_valid() -> None:
         tnp.pad(x, 1, mode="mean")
     with pytest.raises(ValueError, match="equal division"):
         tnp.split(x, 3, axis=1)
+    with pytest.raises(TypeError, match="subscripts string first"):
+        tnp.einsum(x, [0, 1])
 
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "tape.md"

@@ -671,9 +671,6 @@ def _einsum_terms(subscripts: str, shapes: list[tuple[int, ...]]) -> tuple[list[
     spec = subscripts.replace(" ", "")
     inputs, arrow, out = spec.partition("->")
     terms = inputs.split(",")
-    if len(terms) != len(shapes):
-        raise ValueError(f"einsum subscripts {subscripts!r} name {len(terms)} operands; "
-                         f"got {len(shapes)}")
     spare = [c for c in _LABELS if c not in spec]
     widths = [len(s) - (len(t) - 3) if "..." in t else 0 for t, s in zip(terms, shapes,
                                                                         strict=True)]
@@ -725,8 +722,15 @@ def _einsum_vjp(i: int, subscripts: str, operands: tuple[Any, ...]) -> Any:
     return vjp
 
 
-einsum = primitive(lambda subscripts, *operands, **kw: np.einsum(subscripts, *operands, **kw),
-                   "einsum")
+def _einsum(subscripts: Any, *operands: Any, **kwargs: Any) -> Any:
+    if not isinstance(subscripts, str):
+        raise TypeError("toolkit.tape.numpy.einsum takes a subscripts string first, as in "
+                        "einsum('ij,jk->ik', a, b); the (operand, sublist, ...) form is not "
+                        "supported")
+    return np.einsum(subscripts, *operands, **kwargs)
+
+
+einsum = primitive(_einsum, "einsum")
 einsum.__doc__ = """NumPy's ``einsum`` with the subscripts string (explicit, implicit or ``...``).
 
 Each operand's gradient is an einsum of the cotangent with the other operands.
