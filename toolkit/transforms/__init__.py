@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING
 from toolkit.transforms._maps import TieMap, parse_map
 
 if TYPE_CHECKING:
+    from toolkit.transforms._detect import detect_ties
     from toolkit.transforms._tied import TiedState, merge_tied_gradients, tied, tied_eval_params
-    from toolkit.transforms._ties import Tie, detect_ties, materialize_ties, tie_drift
+    from toolkit.transforms._ties import Tie, materialize_ties, tie_drift
 
 # Public name → the submodule defining it; these need jax, so they load on first access.
 _JAX_EXPORTS = {
@@ -31,7 +32,7 @@ _JAX_EXPORTS = {
     "tied": "_tied",
     "tied_eval_params": "_tied",
     "Tie": "_ties",
-    "detect_ties": "_ties",
+    "detect_ties": "_detect",
     "materialize_ties": "_ties",
     "tie_drift": "_ties",
 }
