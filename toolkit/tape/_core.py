@@ -19,6 +19,9 @@ Example:
 
 from __future__ import annotations
 
+import os
+import sys
+import warnings
 from collections.abc import Callable, Container
 from typing import Any
 
@@ -28,6 +31,22 @@ VJPMaker = Callable[..., Callable[[Any], Any]]
 
 _trace: Trace | None = None
 """The trace of the function being differentiated, or ``None`` outside ``gradient``."""
+
+
+class AliasWarning(UserWarning):
+    """Aliasing the user may not expect: several views of one memory in ``Params`` under
+    ``alias="storage"``, or a view-making call (a ``reshape``) that had to copy."""
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+def caller_level() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside this package."""
+    frame, level = sys._getframe(1), 1
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame, level = frame.f_back, level + 1
+    return level
 
 
 class Storage:
@@ -67,14 +86,18 @@ class Trace:
         to_wrapper: ``id(wrapper) -> Slot``: structural ``{"parent": g}`` gradients.
         token: marks this trace's nodes and slots (``node[2] is trace.token``).
         const: the node of every array computed only from constants (never a sink).
+        outer: the trace that was active when this one started (a ``gradient`` called inside
+            a differentiated function), else ``None``.
+        params: the differentiated params (for the checks of values that depend on them).
     """
 
     __slots__ = (
-        "const", "leaves", "param_ids", "policy", "saved", "tape", "to_param", "to_wrapper",
-        "token",
+        "_param_storages", "const", "leaves", "outer", "param_ids", "params", "policy",
+        "saved", "tape", "to_param", "to_wrapper", "token",
     )
 
-    def __init__(self, policy: str, param_ids: Container[int]) -> None:
+    def __init__(self, policy: str, param_ids: Container[int], params: Any = (),
+                 outer: Trace | None = None) -> None:
         self.tape: list[Node] = []
         self.leaves: dict[int, Slot] = {}
         self.saved: dict[int, tuple[Storage, int, Array, str]] = {}
@@ -84,6 +107,9 @@ class Trace:
         self.to_wrapper: dict[int, Slot] = {}
         self.token = object()
         self.const: Node = [None, (), self.token]
+        self.params = params
+        self.outer = outer
+        self._param_storages: set[int] | None = None
 
     def leaf(self, a: Array) -> Slot:
         """The sink of leaf ``a``, made on its first read (``const`` for non-float constants)."""
@@ -91,6 +117,8 @@ class Trace:
             return self.const
         s = self.leaves.get(id(a))
         if s is None:
+            if self.outer is not None:
+                self._refuse_outer_variable(a)
             s = self.leaves[id(a)] = [None, a, self.token]
         n = a._node
         if n is None or n[1] is a:
@@ -98,6 +126,42 @@ class Trace:
             # trace (say, one whose function calls this gradient) still needs it.
             a._node = s
         return s
+
+    def depends_on_params(self, a: Array) -> bool:
+        """Whether ``a``'s value varies with this trace's params.
+
+        True for an array computed inside the function from them, a param, or an array that
+        shares a param's memory (a view of it, or the memory a view param sees).
+        """
+        n = a._node
+        if n is not None and n[2] is self.token and n[1] is not a:
+            return n is not self.const
+        if id(a) in self.param_ids:
+            return True
+        if a._storage is None:
+            return False
+        if self._param_storages is None:
+            self._param_storages = {id(storage_of(p)) for p in self.params}
+        return id(a._storage) in self._param_storages
+
+    def _refuse_outer_variable(self, a: Array) -> None:
+        """Refuses a nested ``gradient`` whose function reads a variable of an enclosing one.
+
+        Its result would be a constant to the enclosing trace (the tape records VJPs as NumPy
+        code, not as ops), so the enclosing gradient would silently miss the second-order part.
+        """
+        outer = self.outer
+        while outer is not None:
+            if outer.depends_on_params(a):
+                raise NotImplementedError(
+                    f"toolkit.tape.gradient (or pullback/jacobian) was called inside a "
+                    f"function being differentiated, and the inner function reads "
+                    f"{describe(a)}, which depends on the outer function's params: the tape "
+                    f"does not differentiate gradients (no higher-order derivatives). Take "
+                    f"the inner gradient outside the outer function, write its formula with "
+                    f"toolkit.tape.numpy ops, or use jax (toolkit.explicit) for higher order"
+                )
+            outer = outer.outer
 
     def is_leaf(self, a: Array) -> bool:
         """Whether ``a`` comes from outside the function (not computed inside this trace)."""
@@ -267,10 +331,19 @@ class Array:
         return np.array(self._data)
 
     def item(self) -> Any:
-        """The value of a one-element array as a Python scalar."""
+        """The value of a one-element array as a Python scalar.
+
+        Raises:
+            TypeError: inside a differentiated function, for a value that depends on its
+                params (the Python number would silently drop the gradient).
+        """
+        if _trace is not None:
+            _refuse_scalar(self, "item()")
         return self._data.item()
 
     def __float__(self) -> float:
+        if _trace is not None:
+            _refuse_scalar(self, "float()")
         return float(self._data)
 
     def __int__(self) -> int:
@@ -330,13 +403,24 @@ class Array:
         return self
 
 
+def _refuse_scalar(a: Array, how: str) -> None:
+    """``float(a)``/``a.item()`` inside a trace: refused where it would cut a gradient."""
+    if a._data.dtype.kind == "f" and _trace.depends_on_params(a):
+        raise TypeError(
+            f"{how} of {describe(a)} inside a differentiated function would drop its "
+            f"gradient (a Python number is a constant to the tape); keep it an array "
+            f"(0-d arrays broadcast like numbers), or use .numpy() for a deliberate constant"
+        )
+
+
 def storage_of(a: Array) -> Storage:
     """``a``'s storage, made on demand for arrays computed by primitives (they own fresh memory)."""
     st = a._storage
     if st is None:
         if not (isinstance(a._data, np.ndarray) and a._data.flags.c_contiguous):
             # Storage-policy gradients are mapped through byte offsets of a C-ordered owner.
-            a._data = np.ascontiguousarray(a._data)
+            # ``np.array``, not ``np.ascontiguousarray``: that one makes a 0-d array 1-d.
+            a._data = np.array(a._data, order="C")
         st = a._storage = Storage(a)
     return st
 
@@ -378,7 +462,9 @@ def array(data: Any, *, name: str | None = None, dtype: Any = None) -> Array:
             Default: NumPy's inference (Python floats give float64).
 
     Returns:
-        A new owning Array (``a.base is a``).
+        A new owning Array (``a.base is a``). Inside a differentiated function, ``data`` that
+        is or holds Arrays (``array(x)``, ``array([a, b])``) gives a copy computed by an op
+        (``stack`` for a list), so the gradient flows back to them.
 
     Raises:
         TypeError: the dtype is neither float32/float64 nor integer/bool.
@@ -387,6 +473,13 @@ def array(data: Any, *, name: str | None = None, dtype: Any = None) -> Array:
         >>> array([1.0, 2.0], name="x").shape
         (2,)
     """
+    if _trace is not None and _holds_array(data):
+        # Inside a differentiated function the copy is an op, so the gradient flows through.
+        from toolkit.tape.numpy import _traced_array
+
+        out = _traced_array(data, dtype)
+        out.name = name
+        return out
     src = data._data if isinstance(data, Array) else data
     buf = np.array(src, dtype=dtype, order="C", copy=True)
     if (buf.dtype.kind == "f" and buf.dtype not in _FLOATS) or buf.dtype.kind not in "fiub":
@@ -398,6 +491,13 @@ def array(data: Any, *, name: str | None = None, dtype: Any = None) -> Array:
     a._storage = Storage(a)
     a.name = name
     return a
+
+
+def _holds_array(data: Any) -> bool:
+    """Whether ``data`` is an Array or a (nested) list or tuple holding one."""
+    if type(data) is Array:
+        return True
+    return isinstance(data, list | tuple) and any(_holds_array(d) for d in data)
 
 
 def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
@@ -419,11 +519,12 @@ def unbroadcast(vjp: Callable[[Any], Any], shape: tuple[int, ...]) -> Callable[[
 class _Spec:
     """A primitive's registry entry: its VJP makers and which arguments the VJPs read."""
 
-    __slots__ = ("argnum_maker", "broadcasting", "makers", "name", "saves", "view")
+    __slots__ = ("argnum_maker", "broadcasting", "makers", "name", "saves", "view", "warn_copy")
 
-    def __init__(self, name: str, view: bool, broadcasting: bool) -> None:
+    def __init__(self, name: str, view: bool, broadcasting: bool, warn_copy: bool) -> None:
         self.name = name
         self.view = view
+        self.warn_copy = warn_copy
         self.broadcasting = broadcasting
         self.makers: tuple[VJPMaker | None, ...] = ()
         self.argnum_maker: Callable[..., Callable[[Any], Any]] | None = None
@@ -438,7 +539,7 @@ REGISTRY: dict[str, _Spec] = {}
 
 
 def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = False,
-              broadcasting: bool = False) -> Callable[..., Any]:
+              broadcasting: bool = False, warn_copy: bool = False) -> Callable[..., Any]:
     """Wraps a NumPy function into a recording primitive (declare its VJP with :func:`defvjp`).
 
     Args:
@@ -449,6 +550,9 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
         broadcasting: the arguments broadcast against each other (elementwise ops); the
             tape sums each VJP's result back to its input's shape, checked once per call
             when recorded so that same-shape calls pay nothing in the backward pass.
+        warn_copy: with ``view``, the result is a view only where the memory layout allows
+            (``reshape``): a call made outside a differentiated function that had to copy
+            warns (``AliasWarning``), since the result is then no alias of its input.
 
     Returns:
         A function of Arrays, NumPy arrays and numbers that returns an Array.
@@ -459,7 +563,7 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
         >>> double(array([1.0])).numpy()
         array([2.])
     """
-    spec = _Spec(name or raw.__name__, view, broadcasting)
+    spec = _Spec(name or raw.__name__, view, broadcasting, warn_copy)
     REGISTRY[spec.name] = spec
 
     # Named positional-only parameters rather than ``*args``: no tuple to build per call.
@@ -549,9 +653,12 @@ def _call(spec: _Spec, raw: Callable[..., Any], tr: Trace | None, args: tuple[An
     out = _new(ans)
     if spec.view:
         src = args[0]
-        if type(src) is Array and np.may_share_memory(ans, vals[0]):
-            out._storage = src._storage
-            out._parent = src
+        if type(src) is Array:
+            if np.may_share_memory(ans, vals[0]):
+                out._storage = src._storage
+                out._parent = src
+            elif spec.warn_copy and tr is None and np.size(ans):
+                _warn_copy(spec.name, src, ans)
     if tr is None:
         return out
     edges = []
@@ -587,6 +694,17 @@ def _call(spec: _Spec, raw: Callable[..., Any], tr: Trace | None, args: tuple[An
             if type(a) is Array and a._storage is not None and id(a) not in tr.saved:
                 tr.saved[id(a)] = (a._storage, a._storage.version, a, spec.name)
     return out
+
+
+def _warn_copy(name: str, src: Array, ans: Any) -> None:
+    """A view-making call made outside a trace had to copy: the result is no alias of ``src``."""
+    warnings.warn(
+        f"{name} of {describe(src)} to shape {np.shape(ans)} cannot be a view of its memory "
+        f"(NumPy had to copy it), so the result owns separate memory: writes to one are not "
+        f"seen by the other, and alias='storage' gives it its own gradient. Make the copy "
+        f"explicit with toolkit.tape.array(...) to silence this",
+        AliasWarning, stacklevel=caller_level(),
+    )
 
 
 def defvjp(prim: Callable[..., Any], *makers: VJPMaker | None, saves: tuple[int, ...] | None = None

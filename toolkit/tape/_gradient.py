@@ -19,8 +19,6 @@ Example:
 
 from __future__ import annotations
 
-import os
-import sys
 import warnings
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -28,8 +26,18 @@ from typing import Any
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from toolkit.tape._core import Array, G, Trace, describe, set_trace, storage_of
-from toolkit.tape._params import AliasWarning, Grad, Grads, Params
+from toolkit.tape import _core
+from toolkit.tape._core import (
+    AliasWarning,
+    Array,
+    G,
+    Trace,
+    caller_level,
+    describe,
+    set_trace,
+    storage_of,
+)
+from toolkit.tape._params import Grad, Grads, Params
 
 ALIAS_POLICIES = ("identity", "storage")
 
@@ -48,20 +56,9 @@ def _check(params: Params | Iterable[Array], alias: str) -> Params:
                 f"Params holds several views of one storage ({names}); under "
                 f"alias='storage' each reports that storage's total gradient, so an optimizer "
                 f"must apply one of them per storage (Grads.shared_storage lists them)",
-                AliasWarning, stacklevel=_caller_level(),
+                AliasWarning, stacklevel=caller_level(),
             )
     return ps
-
-
-def _caller_level() -> int:
-    """The ``stacklevel`` that points a warning at the first frame outside this package."""
-    frame, level = sys._getframe(1), 1
-    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
-        frame, level = frame.f_back, level + 1
-    return level
-
-
-_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
 
 def _through(total: np.ndarray, owner: np.ndarray, view: np.ndarray) -> np.ndarray:
@@ -173,6 +170,8 @@ def pullback(f: Callable[[], Any], params: Params | Iterable[Array], *,
             seed of the wrong shape.
         TypeError: ``params`` holds something that is not a float array.
         RuntimeError: (from ``back``) memory a recorded op saved was written in place.
+        NotImplementedError: called inside a function being differentiated, ``f`` reads a
+            value that depends on the outer function's params (no higher-order derivatives).
 
     Example:
         >>> import toolkit.tape as tp
@@ -182,7 +181,7 @@ def pullback(f: Callable[[], Any], params: Params | Iterable[Array], *,
         array([2., 4.])
     """
     ps = _check(params, alias)
-    tr = Trace(alias, ps._ids)
+    tr = Trace(alias, ps._ids, ps, _core._trace)
     prev = set_trace(tr)
     try:
         out = f()

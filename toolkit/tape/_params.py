@@ -19,11 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.tape._core import Array, describe, storage_of
+from toolkit.tape._core import AliasWarning, Array, describe, storage_of
 
-
-class AliasWarning(UserWarning):
-    """``Params`` lists several views of one memory under ``alias="storage"``."""
+__all__ = ["AliasWarning", "Grads", "Params"]
 
 
 class Params:

@@ -81,9 +81,19 @@ def _log_or_zero(x: Any) -> Any:
     return np.log(np.where(x == 0, 1, x))
 
 
+def _power_base_vjp(ans: Any, x: Any, y: Any) -> Any:
+    # x ** 0 is 1 everywhere, so its derivative is 0, also at x == 0 where y * x ** (y - 1)
+    # would be 0 * inf (PyTorch and JAX give 0 too).
+    if isinstance(y, int | float) or np.ndim(y) == 0:
+        if y == 0:
+            return np.zeros_like
+        return lambda g: g * y * np.power(x, y - 1)
+    nonzero = y != 0
+    return lambda g: g * np.where(nonzero, y * np.power(x, np.where(nonzero, y - 1, 0)), 0)
+
+
 power = primitive(np.power, "power", broadcasting=True)
-defvjp(power, lambda ans, x, y: lambda g: g * y * np.power(x, y - 1),
-       lambda ans, x, y: lambda g: g * _log_or_zero(x) * ans)
+defvjp(power, _power_base_vjp, lambda ans, x, y: lambda g: g * _log_or_zero(x) * ans)
 
 square = primitive(np.square, "square")
 defvjp(square, lambda ans, x: lambda g: 2 * x * g)
@@ -201,9 +211,31 @@ def _sum(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     return np.sum(x, axis=axis, keepdims=keepdims)
 
 
-sum = primitive(_sum, "sum")
-defvjp(sum, lambda ans, x, axis=None, keepdims=False, **kw:
+_sum_prim = primitive(_sum, "sum")
+defvjp(_sum_prim, lambda ans, x, axis=None, keepdims=False, **kw:
        lambda g: _unreduce(g, x, axis, keepdims), saves=())
+
+
+def _operand(a: Any) -> Any:
+    """A reduction's argument as an array: a list of Arrays is stacked (differentiably)."""
+    if isinstance(a, list | tuple):
+        return _traced_array(a)
+    return a if type(a) is Array else np.asarray(a)
+
+
+def sum(a: Any, axis: Any = None, keepdims: bool = False) -> Array:
+    """NumPy's ``sum``; ``a`` may be an Array, a list of Arrays (stacked first) or a number.
+
+    Example:
+        >>> float(sum([array(1.0), array([2.0])[0]]))
+        3.0
+    """
+    if type(a) is not Array:
+        a = _operand(a)
+    if axis is None and not keepdims:
+        return _sum_prim(a)  # no keywords: the primitive's fast path
+    return _sum_prim(a, axis=axis, keepdims=keepdims)
+
 
 def _mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     total = _sum(x, axis=axis, keepdims=keepdims)
@@ -211,9 +243,23 @@ def _mean(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
     return total / (x.size // np.size(total)) if x.size else np.mean(x, axis=axis)
 
 
-mean = primitive(_mean, "mean")
-defvjp(mean, lambda ans, x, axis=None, keepdims=False, **kw:
+_mean_prim = primitive(_mean, "mean")
+defvjp(_mean_prim, lambda ans, x, axis=None, keepdims=False, **kw:
        lambda g: _unreduce(g, x, axis, keepdims) * (np.size(ans) / (x.size or 1)), saves=())
+
+
+def mean(a: Any, axis: Any = None, keepdims: bool = False) -> Array:
+    """NumPy's ``mean``; ``a`` may be an Array, a list of Arrays (stacked first) or a number.
+
+    Example:
+        >>> float(mean([array(1.0), array(3.0)]))
+        2.0
+    """
+    if type(a) is not Array:
+        a = _operand(a)
+    if axis is None and not keepdims:
+        return _mean_prim(a)
+    return _mean_prim(a, axis=axis, keepdims=keepdims)
 
 
 def _chooser_vjp(ans: Any, x: Any, axis: Any = None, keepdims: bool = False, **kw: Any) -> Any:
@@ -267,7 +313,8 @@ defvjp(log_softmax, lambda ans, x, axis=-1:
 
 # --- shape: views share their input's storage -------------------------------------------------
 
-reshape = primitive(np.reshape, "reshape", view=True)
+# A view where the memory layout allows, else a copy (made outside a function, it warns).
+reshape = primitive(np.reshape, "reshape", view=True, warn_copy=True)
 defvjp(reshape, lambda ans, x, *a, **kw: lambda g: np.reshape(g, x.shape), saves=())
 
 transpose = primitive(np.transpose, "transpose", view=True)
@@ -276,7 +323,8 @@ defvjp(transpose, lambda ans, x, axes=None:
        saves=())
 
 swapaxes = primitive(np.swapaxes, "swapaxes", view=True)
-defvjp(swapaxes, lambda ans, x, a, b: lambda g: np.swapaxes(g, a, b), saves=())
+# NumPy's parameter names, so that ``swapaxes(x, axis1=0, axis2=1)`` works too.
+defvjp(swapaxes, lambda ans, x, axis1, axis2: lambda g: np.swapaxes(g, axis1, axis2), saves=())
 
 expand_dims = primitive(np.expand_dims, "expand_dims", view=True)
 defvjp(expand_dims, lambda ans, x, axis: lambda g: np.reshape(g, x.shape), saves=())
@@ -304,9 +352,18 @@ defvjp(adjoint, lambda ans, x: lambda g: np.reshape(g, x.shape) if x.ndim == 1 e
        saves=())
 
 astype = primitive(lambda x, dtype: np.asarray(x).astype(dtype), "astype")
-# The cotangent is rounded to the result's dtype first, as JAX does for a float32 cast.
-defvjp(astype, lambda ans, x, dtype: lambda g: np.asarray(g).astype(ans.dtype).astype(x.dtype),
-       saves=())
+
+
+def _astype_vjp(ans: Any, x: Any, dtype: Any) -> Any:
+    if ans.dtype.kind != "f":
+        # A cast to integers or bools is piecewise constant: its derivative is 0 (as in JAX),
+        # not the cotangent rounded to an integer.
+        return lambda g: np.zeros(np.shape(x), dtype=x.dtype)
+    # The cotangent is rounded to the result's dtype first, as JAX does for a float32 cast.
+    return lambda g: np.asarray(g).astype(ans.dtype).astype(x.dtype)
+
+
+defvjp(astype, _astype_vjp, saves=())
 
 # Broadcasting copies: a stride-0 view as a leaf would alias its own elements.
 broadcast_to = primitive(lambda x, shape: np.array(np.broadcast_to(x, shape)), "broadcast_to")
@@ -395,15 +452,33 @@ def _plain_index(index: Any) -> Any:
     return index
 
 
+def _element_index(index: Any) -> Any:
+    """``index`` with an ``...`` appended if it picks one element by integers alone.
+
+    NumPy returns a copied scalar for ``x[1]`` of a vector but a 0-d view for ``x[1, ...]``:
+    the view keeps the element an alias of ``x``'s memory, as PyTorch's ``x[1]`` is.
+    """
+    if isinstance(index, int | np.integer):
+        return (index, Ellipsis)
+    if type(index) is tuple and all(isinstance(p, int | np.integer) for p in index):
+        return (*index, Ellipsis)
+    return index
+
+
 def getitem(x: Any, index: Any) -> Array:
-    """``x[index]``: basic indexing is a view; integer-array or mask indexing copies.
+    """``x[index]``: basic indexing (``x[1]`` too, as a 0-d view) is a view; integer-array or
+    mask indexing copies.
 
     Example:
         >>> getitem(array([1.0, 2.0, 3.0]), [0, 0]).numpy()
         array([1., 1.])
+        >>> x = array([1.0, 2.0]); getitem(x, 1).base is x
+        True
     """
     index = _plain_index(index)
-    return (_getitem_view if _is_basic(index) else _getitem_copy)(x, index)
+    if _is_basic(index):
+        return _getitem_view(x, _element_index(index))
+    return _getitem_copy(x, index)
 
 
 # --- constants --------------------------------------------------------------------------------
@@ -420,8 +495,22 @@ argmin = nondifferentiable(np.argmin, "argmin")
 isfinite = nondifferentiable(np.isfinite, "isfinite")
 
 
+def _traced_array(data: Any, dtype: Any = None) -> Array:
+    """``array(data)`` of Arrays as ops: a copy (``astype``) of an Array, ``stack`` of a list.
+
+    Elements that are not Arrays (numbers, NumPy arrays) enter as constants.
+    """
+    if type(data) is Array:
+        return astype(data, data.dtype if dtype is None else dtype)
+    parts = [_traced_array(d) if isinstance(d, Array | list | tuple) else np.asarray(d)
+             for d in data]
+    out = _stack(0, *parts)
+    return out if dtype is None or out.dtype == np.dtype(dtype) else astype(out, dtype)
+
+
 def asarray(data: Any, dtype: Any = None) -> Array:
-    """``data`` as an Array: an Array passes through (cast differentiably), anything else is copied.
+    """``data`` as an Array: an Array passes through (cast differentiably), anything else is
+    copied; inside a differentiated function a list holding Arrays is stacked (differentiably).
 
     Example:
         >>> asarray([1.0]).shape
