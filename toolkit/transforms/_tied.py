@@ -10,15 +10,18 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from toolkit.transforms import _ties
 from toolkit.transforms._ties import (
     Link,
     Plan,
     Tie,
     _dtype,
     broadcast_leaves,
+    leaf_values,
     merge_leaves,
     path_str,
     resolve,
+    with_values,
 )
 
 
@@ -60,8 +63,9 @@ def merge_tied_gradients(ties: Sequence[Tie]) -> optax.GradientTransformation:
         del params
         plan = resolve(ties, updates)
         leaves = plan.treedef.flatten_up_to(updates)
-        merged = broadcast_leaves(merge_leaves(leaves, plan), plan, leaves)
-        return plan.treedef.unflatten(merged), state
+        values = leaf_values(leaves)  # flax.nnx Variables hold their gradient as their value
+        merged = broadcast_leaves(merge_leaves(values, plan), plan, values)
+        return plan.treedef.unflatten(with_values(merged, leaves)), state
 
     return optax.GradientTransformation(init_fn, update_fn)
 
@@ -97,9 +101,8 @@ def check_ties_hold(params: Any, plan: Plan) -> None:
     """
     if not plan.links:
         return
-    with_paths = jax.tree_util.tree_flatten_with_path(params)[0]
-    names = [path_str(p) for p, _ in with_paths]
-    leaves = [leaf for _, leaf in with_paths]
+    names = [path_str(path) for path, _ in _ties._flatten(params)[0]]
+    leaves = _ties.leaf_values(plan.treedef.flatten_up_to(params))
     if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
         return
     local = all(not isinstance(x, jax.Array) or x.is_fully_addressable for x in leaves)
@@ -291,6 +294,7 @@ def tied(
     ) -> tuple[optax.Updates, TiedState]:
         plan = resolve(ties, updates)
         leaves = plan.treedef.flatten_up_to(updates)
+        values = leaf_values(leaves)  # flax.nnx Variables hold their gradient as their value
         inner_params = (
             None
             if params is None
@@ -299,13 +303,15 @@ def tied(
         inner_state = _map_stored_grads(
             state.inner_state, plan, lambda g: _on_placeholders(g, plan)
         )
+        merged = with_values(merge_leaves(values, plan), leaves)
         inner_updates, inner_state = inner.update(
-            plan.treedef.unflatten(_on_placeholders(merge_leaves(leaves, plan), plan)),
+            plan.treedef.unflatten(_on_placeholders(merged, plan)),
             inner_state,
             inner_params,
-            **_inner_extra_args(extra_args, plan, leaves),
+            **_inner_extra_args(extra_args, plan, values),
         )
-        out = broadcast_leaves(plan.treedef.flatten_up_to(inner_updates), plan, leaves)
+        inner_values = leaf_values(plan.treedef.flatten_up_to(inner_updates))
+        out = with_values(broadcast_leaves(inner_values, plan, values), leaves)
         inner_state = _map_stored_grads(inner_state, plan, lambda g: _zero_targets(g, plan))
         return plan.treedef.unflatten(out), TiedState(inner_state)
 
