@@ -14,7 +14,6 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from toolkit.cli import main
@@ -329,10 +328,14 @@ def prepare(row: Row, tmp: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[list[
     elif row.setup == "read-only-out":
         out = read_only_folder(tmp) / "results"
     elif row.setup == "disk-full":
-        def full(*args: object, **kwargs: object) -> None:
-            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        write_text = Path.write_text
 
-        monkeypatch.setattr(np, "savez_compressed", full)
+        def full(self: Path, *args: object, **kwargs: object) -> int:
+            if out in self.parents:  # the run folder's files; the config was written above
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+            return write_text(self, *args, **kwargs)
+
+        monkeypatch.setattr(Path, "write_text", full)
     args = [a.replace("{tmp}", str(tmp)) for a in row.args]
     config = [row.config_arg.replace("{tmp}", str(tmp))] if row.config_arg else []
     if "--out" not in args:
@@ -349,7 +352,7 @@ def earlier_run(out: Path) -> None:
             (out / "earlier-20260101-000000").mkdir(parents=True, exist_ok=True)
         except OSError:
             return
-        (out / "earlier-20260101-000000" / "report.md").write_text("# earlier\n")
+        (out / "earlier-20260101-000000" / "report.md").write_bytes(b"# earlier\n")
 
 
 def test_there_are_about_a_hundred_rows() -> None:

@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from toolkit.runner.config import load_config
 from toolkit.runner.publish import key_table, render_index, short_verdict
@@ -66,3 +67,43 @@ def test_key_table_marks_only_non_exact_cells():
     assert short_verdict(Verdict("no-step").to_json()) == "—"
     three = Verdict("double-counted", via=("a", "b", "c")).to_json()
     assert short_verdict(three) == "double (via a, … 3 aliases)"
+
+
+SMALL = ('title = "small"\nexperiment = "tied_autoencoder"\n'
+         'strategies = ["implicit-identity", "explicit-shared"]\n'
+         '[train]\nsteps = 5\nstrategies = ["explicit", "tied"]\n'
+         'optimizers = [{ name = "adam", learning_rate = 0.01 }]\n')
+
+
+def tree(folder):
+    return {str(p.relative_to(folder)): p.read_bytes()
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_publishing_twice_gives_the_same_bytes(tmp_path, monkeypatch):
+    from toolkit.runner.config import load_config_text
+    from toolkit.runner.publish import publish_run, write_index
+
+    roots = []
+    for i in range(2):
+        root = tmp_path / f"pub{i}"
+        output = run_config(load_config_text(SMALL, name="configs/small.toml"))
+        entry = publish_run(output, root)
+        write_index(root, [(entry[0], output.summary, entry[1])])
+        roots.append(root)
+    first, second = (tree(r) for r in roots)
+    assert {"README.md", "reference/small/grads.npz", "reference/small/report.md"} <= set(first)
+    assert not [name for name in first if "timing" in name]
+    assert "Timing" not in first["reference/small/report.md"].decode()
+    assert first == second
+
+
+@pytest.mark.slow
+def test_publish_command_twice_gives_the_same_tree(tmp_path, monkeypatch):
+    from toolkit.cli import main
+
+    monkeypatch.chdir(ROOT)
+    roots = [tmp_path / "a", tmp_path / "b"]
+    for root in roots:
+        assert main(["publish", "--out", str(root), "--quiet"]) == 0
+    assert tree(roots[0]) == tree(roots[1])

@@ -25,6 +25,7 @@ Example:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import json
 import os
@@ -106,10 +107,9 @@ class Console:
 
 
 def _write(stream: TextIO, text: str) -> None:
-    try:
+    # stderr gone too: nothing useful can be said
+    with contextlib.suppress(BrokenPipeError, ValueError):
         print(text, file=stream, flush=True)
-    except (BrokenPipeError, ValueError):
-        pass  # stderr gone too: nothing useful can be said
 
 
 def _parse_strategies(text: str | None) -> tuple[str, ...] | None:
@@ -247,7 +247,7 @@ def cmd_publish(args: argparse.Namespace, console: Console) -> int:
         entries.append((folder, output.summary, plots))
         failed |= not output.ok
         console.progress(f"{config.name}: checks {sum(c.passed for c in output.checks)}/"
-                         f"{len(output.checks)} passed")
+                         f"{len(output.checks)} passed, {output.timing['total']:.1f} s")
     console.out(f"report: {write_index(root, entries)}")
     return 1 if failed else 0
 

@@ -83,7 +83,11 @@ def overlaps(series: Mapping[str, Sequence[float]], log: bool) -> dict[str, str]
     for i, name in enumerate(names):
         for earlier in names[:i]:
             a, b = arrays[name], arrays[earlier]
-            if a.shape == b.shape and bool(np.all(np.abs(a - b) <= OVERLAP * span)):
+            if a.shape != b.shape:
+                continue
+            with np.errstate(invalid="ignore"):  # inf - inf: a diverged run overlaps nothing
+                close = bool(np.all(np.abs(a - b) <= OVERLAP * span))
+            if close:
                 out[name] = out.get(earlier, earlier)
                 break
     return out

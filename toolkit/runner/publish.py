@@ -5,6 +5,11 @@
 case, the verdict table of every strategy and the training verdicts, with the plots). Each
 config's folder is staged whole and swapped in only after the new one is complete.
 
+Regenerating with no code change rewrites the same bytes: the committed files hold no
+timings (no ``timing.json``, no timing section in the reports; ``aliasgrad publish`` prints
+the times on stderr instead), the gradient archives have fixed entry times and the plots no
+version metadata. Only a changed number changes a file.
+
 Example:
     $ aliasgrad publish            # regenerates results/README.md and results/reference/
 """
@@ -131,7 +136,7 @@ def publish_run(output: RunOutput, root: Path) -> tuple[str, list[str]]:
     once the new one is complete. Returns the folder name and its plot files."""
     base = root / REFERENCE_DIR
     name = Path(output.config.name).stem
-    fresh = write_run(output, base / ".staging")
+    fresh = write_run(output, base / ".staging", timing=False)
     target = base / name
     old = base / f".old-{name}"
     if target.exists():

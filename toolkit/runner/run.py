@@ -32,7 +32,7 @@ from toolkit.runner.config import Config, experiment_files
 from toolkit.runner.interrupt import checkpoint
 from toolkit.runner.reference import compute_reference
 from toolkit.runner.results import GradientResult
-from toolkit.runner.rundir import StagedRun
+from toolkit.runner.rundir import StagedRun, write_npz
 from toolkit.runner.strategies import compute_gradients, get_strategy, make_trainer
 
 # Strategies built to be correct: a reference mismatch here is a bug, so the run fails.
@@ -357,10 +357,18 @@ def run_config(
     return RunOutput(config, summary, arrays, histories, checks, timing)
 
 
-def write_run(output: RunOutput, root: Path) -> Path:
+def write_run(output: RunOutput, root: Path, *, timing: bool = True) -> Path:
     """Writes ``output`` as a new run folder under ``root``; returns its path.
 
-    The folder is staged and renamed whole (:class:`toolkit.runner.rundir.StagedRun`).
+    The folder is staged and renamed whole (:class:`toolkit.runner.rundir.StagedRun`). Every
+    file but ``timing.json`` (and the report's timing section) is a function of the config
+    alone, byte for byte.
+
+    Args:
+        output: what :func:`run_config` computed.
+        root: the results folder.
+        timing: write ``timing.json`` and the report's timing section (the committed
+            reference results leave them out so that regenerating them changes nothing).
     """
     from toolkit.runner.plots import plot_training
     from toolkit.runner.report import render_report
@@ -370,10 +378,13 @@ def write_run(output: RunOutput, root: Path) -> Path:
     with run as tmp:
         (tmp / "config.toml").write_text(config.text)
         (tmp / "summary.json").write_text(json.dumps(output.summary, indent=2))
-        (tmp / "timing.json").write_text(json.dumps(output.timing, indent=2, sort_keys=True))
-        np.savez_compressed(tmp / "grads.npz", **output.arrays)
+        if timing:
+            (tmp / "timing.json").write_text(json.dumps(output.timing, indent=2, sort_keys=True))
+        write_npz(tmp / "grads.npz", output.arrays)
         plots = plot_training(output.histories, tmp) if output.histories else []
-        (tmp / "report.md").write_text(render_report(output.summary, plots, output.timing))
+        (tmp / "report.md").write_text(
+            render_report(output.summary, plots, output.timing if timing else None)
+        )
     assert run.final is not None
     return run.final
 
