@@ -9,9 +9,9 @@ import jax
 import pytest
 
 import toolkit.transforms
-from toolkit.transforms import _maps, _tied, _ties
+from toolkit.transforms import _checkpoint, _detect, _maps, _tied, _ties
 
-MODULES = [toolkit.transforms, _maps, _ties, _tied]
+MODULES = [toolkit.transforms, _maps, _ties, _tied, _detect, _checkpoint]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 from toolkit.transforms._maps import TieMap, parse_map
 
 if TYPE_CHECKING:
+    from toolkit.transforms._checkpoint import restore_targets, strip_targets
     from toolkit.transforms._detect import detect_ties
     from toolkit.transforms._tied import TiedState, merge_tied_gradients, tied, tied_eval_params
     from toolkit.transforms._ties import Tie, materialize_ties, tie_drift
@@ -33,6 +34,8 @@ _JAX_EXPORTS = {
     "tied_eval_params": "_tied",
     "Tie": "_ties",
     "detect_ties": "_detect",
+    "restore_targets": "_checkpoint",
+    "strip_targets": "_checkpoint",
     "materialize_ties": "_ties",
     "tie_drift": "_ties",
 }
@@ -45,6 +48,8 @@ __all__ = [
     "materialize_ties",
     "merge_tied_gradients",
     "parse_map",
+    "restore_targets",
+    "strip_targets",
     "tie_drift",
     "tied",
     "tied_eval_params",
