@@ -195,3 +195,42 @@ def test_malformed_config_names_file_key_and_choices(
 def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read config"):
         load_config(tmp_path / "absent.toml")
+
+
+def test_default_tolerances_follow_the_dtype() -> None:
+    from toolkit.runner.config import DEFAULT_TOLERANCES
+
+    f64 = load_config_text(GOOD, name="<t>")
+    f32 = load_config_text(GOOD + 'dtype = "float32"\n', name="<t>")
+    assert (f64.rtol, f64.atol) == DEFAULT_TOLERANCES["float64"] == (1e-6, 1e-9)
+    assert (f32.rtol, f32.atol) == DEFAULT_TOLERANCES["float32"]
+    assert f32.rtol > f64.rtol and f32.atol > f64.atol
+    explicit = load_config_text(GOOD + 'dtype = "float32"\n[tolerances]\nrtol = 0.5\n', name="<t>")
+    assert (explicit.rtol, explicit.atol) == (0.5, DEFAULT_TOLERANCES["float32"][1])
+
+
+def test_package_ships_the_repository_configs() -> None:
+    from toolkit.cli import shipped_configs
+
+    packaged = {p.name: p.read_bytes() for p in shipped_configs()}
+    assert packaged == {p.name: p.read_bytes() for p in SHIPPED}
+
+
+def as_float32(path: Path) -> str:
+    """The config's text with dtype switched to float32 and its training dropped (the gradient
+    checks are what float32 tolerances are for; training has its own tolerance)."""
+    text = re.sub(r'(?m)^dtype = "float64"$', 'dtype = "float32"', path.read_text())
+    assert 'dtype = "float32"' in text
+    return re.sub(r"(?ms)^\[train\]\n.*?(?=^\[|\Z)", "", text)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("path", SHIPPED, ids=lambda p: p.name)
+def test_shipped_config_passes_in_float32(path: Path) -> None:
+    from toolkit.runner.run import run_config
+
+    cfg = load_config_text(as_float32(path), name=str(path), base_dir=path.parent)
+    assert cfg.dtype == "float32" and cfg.train is None
+    out = run_config(cfg)
+    assert out.checks, "a float32 run with no checks proves nothing"
+    assert out.ok, [(c.name, c.detail) for c in out.checks if not c.passed]
