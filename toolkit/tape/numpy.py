@@ -916,8 +916,9 @@ moveaxis = primitive(np.moveaxis, "moveaxis", view=True)
 defvjp(moveaxis, lambda ans, x, source, destination:
        lambda g: np.moveaxis(g, destination, source), saves=())
 
-# Like reshape: a view of contiguous memory, else a copy with its own memory.
-ravel = primitive(np.ravel, "ravel", view=True)
+# Like reshape: a view of contiguous memory, else a copy with its own memory (made outside a
+# function, such a copy warns).
+ravel = primitive(np.ravel, "ravel", view=True, warn_copy=True)
 defvjp(ravel, lambda ans, x, *a, **kw: lambda g: np.reshape(g, x.shape), saves=())
 
 flatten = primitive(lambda x: np.array(x).reshape(-1), "flatten")
