@@ -185,3 +185,116 @@ def test_sigint_at_random_times_always_exits_130_cleanly(tmp_path):
         assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
     assert codes == [130] * 24, codes
     assert (out / earlier / "summary.json").read_bytes() == before
+
+
+def test_summary_ends_with_the_report_path_and_quiet_prints_only_it(tmp_path, capsys):
+    out = tmp_path / "out"
+    config = small_config(tmp_path)
+    assert main(["run", str(config), "--out", str(out)]) == 0
+    loud = capsys.readouterr()
+    assert "case5: implicit-identity" in loud.err  # progress without --quiet
+    assert main(["run", str(config), "--out", str(out), "--quiet"]) == 0
+    quiet = capsys.readouterr()
+    assert quiet.err == ""
+    lines = quiet.out.strip().splitlines()
+    newest = max(visible(out), key=lambda name: (out / name / "report.md").stat().st_mtime_ns)
+    assert lines == [f"ok   {config} — small: 6/6 checks passed",
+                     f"report: {out / newest / 'report.md'}"]
+
+
+def test_version_matches_pyproject(capsys):
+    import tomllib
+
+    import toolkit
+
+    with pytest.raises(SystemExit) as info:
+        main(["--version"])
+    assert info.value.code == 0
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    assert capsys.readouterr().out.strip() == f"aliasgrad {pyproject['project']['version']}"
+    assert toolkit.__version__ == pyproject["project"]["version"]
+
+
+def test_show_latest_prints_the_newest_run(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["show", "latest", "--out", str(out)]) == 2
+    assert "no run folder under" in capsys.readouterr().err
+    assert main(["run", str(small_config(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    other = write(tmp_path / "other.toml", 'title = "other"\nexperiment = "aliasing"\n'
+                  'cases = ["case1"]\n')
+    assert main(["run", str(other), "--out", str(out), "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["show", "latest", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    (newest,) = [name for name in visible(out) if name.startswith("other-")]
+    assert printed.startswith("# other")
+    assert printed.strip().splitlines()[-1] == f"report: {out / newest / 'report.md'}"
+
+
+def test_closed_stdout_still_runs_and_writes_every_config(tmp_path):
+    out = tmp_path / "out"
+    first = small_config(tmp_path)
+    second = write(tmp_path / "second.toml", 'experiment = "aliasing"\ncases = ["case1"]\n')
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "toolkit", "run", str(first), str(second), "--out", str(out)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    proc.stdout.close()  # the reader is gone before anything is printed (`| head -0`)
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 0, err
+    assert "Traceback" not in err and "Exception ignored" not in err, err
+    assert "stdout was closed; all 2 configs ran and were written" in err
+    assert sorted(name.split("-")[0] for name in visible(out)) == ["second", "small"]
+
+
+def test_pipe_into_head_keeps_the_exit_code_and_every_config(tmp_path):
+    out = tmp_path / "out"
+    configs = [str(small_config(tmp_path)),
+               str(write(tmp_path / "bad_expect.toml", 'experiment = "aliasing"\n'
+                         'cases = ["case2"]\n[expect.case2.implicit-identity]\n'
+                         'grads = { x = [2.0] }\n'))]
+    command = (f"set -o pipefail; {sys.executable} -m toolkit run {' '.join(configs)} "
+               f"--out {out} --quiet | head -1")
+    proc = subprocess.run(["bash", "-c", command], capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert proc.returncode == 1, proc.stderr  # the failed expectation, not the pipe
+    assert proc.stdout.startswith("ok   ") and proc.stdout.count("\n") == 1
+    assert "Traceback" not in proc.stderr
+    assert len(visible(out)) == 2
+
+
+def test_list_shows_the_package_configs_from_any_folder(tmp_path, monkeypatch, capsys):
+    import toolkit
+
+    monkeypatch.chdir(tmp_path)  # no configs/ folder here
+    assert main(["list"]) == 0
+    printed = capsys.readouterr().out
+    listed = [Path(line.strip()) for line in printed.splitlines() if line.endswith(".toml")]
+    repository = sorted(p.name for p in (ROOT / "configs").glob("*.toml"))
+    assert sorted(p.name for p in listed) == repository
+    package = Path(toolkit.__file__).parent
+    assert all(p.is_file() and package in p.parents for p in listed)
+
+
+@pytest.mark.slow
+def test_list_and_run_from_an_installed_wheel(tmp_path):
+    wheel_dir, site = tmp_path / "wheel", tmp_path / "site"
+    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+                    "-q", "-w", str(wheel_dir), str(ROOT)], check=True, timeout=600,
+                   capture_output=True)
+    (wheel,) = wheel_dir.glob("aliasgrad-*.whl")
+    import zipfile
+
+    zipfile.ZipFile(wheel).extractall(site)
+    env = {**os.environ, "PYTHONPATH": str(site)}
+    listing = subprocess.run([sys.executable, "-m", "toolkit", "list"], cwd=tmp_path, env=env,
+                             capture_output=True, text=True, timeout=300, check=True).stdout
+    listed = [line.strip() for line in listing.splitlines() if line.endswith(".toml")]
+    assert len(listed) == len(list((ROOT / "configs").glob("*.toml")))
+    assert all(path.startswith(str(site)) for path in listed), listed
+    struct = next(p for p in listed if p.endswith("struct_param.toml"))
+    proc = subprocess.run([sys.executable, "-m", "toolkit", "run", struct, "--out",
+                           str(tmp_path / "out"), "--quiet"], cwd=tmp_path, env=env,
+                          capture_output=True, text=True, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip().splitlines()[-1].startswith(f"report: {tmp_path / 'out'}")
