@@ -8,6 +8,8 @@ checks that what cannot be supported raises an error naming the function.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -24,7 +26,7 @@ V3 = RNG.standard_normal(3)
 M23 = RNG.standard_normal((2, 3))
 
 
-def _torch_grad(fn, *values: np.ndarray) -> list[np.ndarray]:
+def _torch_grad(fn: Callable[..., Any], *values: np.ndarray) -> list[np.ndarray]:
     """PyTorch's gradient of scalar ``fn(*leaves)`` w.r.t. each leaf (zeros where unused)."""
     leaves = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
     fn(*leaves).backward()
@@ -134,6 +136,23 @@ def test_element_pick_under_both_policies_matches_torch() -> None:
     np.testing.assert_allclose(identity[element], ge)
 
 
+def test_augmented_assignment_to_an_element_writes_the_memory() -> None:
+    x = tp.array(V3)
+    w = tp.array(M23)
+    x[1] += 10.0  # Python reads x[1], adds in place, then stores it back
+    w[0, 2] *= 5.0
+    np.testing.assert_allclose(x.numpy(), V3 + np.array([0.0, 10.0, 0.0]))
+    np.testing.assert_allclose(w.numpy(), M23 * [[1.0, 1.0, 5.0], [1.0, 1.0, 1.0]])
+
+
+def test_iterating_over_an_array_gives_differentiable_elements() -> None:
+    x = tp.array(V3)
+    f = lambda: sum(x) * 2.0 + max(x) * x[0]  # Python's sum and max  # noqa: E731
+    gs = tp.gradient(f, tp.Params([x]))
+    np.testing.assert_allclose(gs[x], _torch_grad(lambda t: t.sum() * 2.0 + t.max() * t[0],
+                                                  V3)[0])
+
+
 def test_in_place_write_through_an_element_view_is_caught_before_back() -> None:
     x = tp.array(V3, name="x")
     element = x[0]
@@ -190,6 +209,15 @@ def test_a_reshape_that_copies_warns_at_the_call() -> None:
     assert flat.base is flat and flat.parent is None
     w[0, 0] = 100.0
     assert flat.numpy()[0] == M23[0, 0]  # a copy: no alias
+
+
+def test_a_ravel_that_copies_warns_and_one_that_views_does_not() -> None:
+    w = tp.array(M23, name="w")
+    with pytest.warns(tp.AliasWarning, match="ravel of a view of array 'w'"):
+        assert tnp.ravel(w.T).base is not w
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert tnp.ravel(w).base is w
 
 
 def test_a_reshape_that_is_a_view_does_not_warn() -> None:
