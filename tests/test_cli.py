@@ -298,3 +298,30 @@ def test_list_and_run_from_an_installed_wheel(tmp_path):
                           capture_output=True, text=True, timeout=300, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip().splitlines()[-1].startswith(f"report: {tmp_path / 'out'}")
+
+
+def test_disk_full_on_the_second_config_keeps_none_of_this_run(tmp_path, monkeypatch, capsys):
+    import errno
+
+    import toolkit.runner.run as run_module
+
+    out = tmp_path / "out"
+    assert main(["run", str(small_config(tmp_path)), "--out", str(out), "--quiet"]) == 0
+    (earlier,) = visible(out)
+    calls = []
+    real = run_module.write_npz
+
+    def fills_up(path, arrays):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        real(path, arrays)
+
+    monkeypatch.setattr(run_module, "write_npz", fills_up)
+    second = write(tmp_path / "second.toml", 'experiment = "aliasing"\ncases = ["case1"]\n')
+    capsys.readouterr()
+    assert main(["run", str(small_config(tmp_path)), str(second), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "No space left on device" in err and "Traceback" not in err
+    assert len(calls) == 2
+    assert sorted(os.listdir(out)) == [earlier]

@@ -187,6 +187,7 @@ def _summary_lines(results: Sequence[tuple[Any, Path]]) -> list[str]:
 
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     """Runs configs (or the embedded demo) and writes one run folder per config."""
+    from toolkit.runner.interrupt import checkpoint
     from toolkit.runner.run import run_config, write_run
 
     # Everything is validated before anything is computed, and everything is computed before
@@ -202,10 +203,14 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     written: list[Path] = []
     try:
         for output in outputs:
+            checkpoint()
             written.append(write_run(output, out))
-    except OSError as e:
+    except (OSError, KeyboardInterrupt) as e:
+        # All or nothing: a failed or interrupted write keeps none of this invocation's runs.
         for folder in written:
             shutil.rmtree(folder, ignore_errors=True)
+        if isinstance(e, KeyboardInterrupt):
+            raise
         raise _output_error(out, e) from None
     results = list(zip(outputs, written, strict=True))
     summary = _summary_lines(results)
