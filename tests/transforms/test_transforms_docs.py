@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import jax
+import pytest
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "transforms.md"
 
@@ -23,3 +24,43 @@ def test_docs_example_trains_a_tied_embedding_with_tied_adamw() -> None:
         assert float(namespace["tie_drift"](params, ties)["unembed"]) == 0.0
         # It learned: well below the loss of a uniform guess over the vocabulary.
         assert float(namespace["loss"]) < 0.5 * math.log(namespace["vocab"])
+
+
+LIBRARY_SECTION = "### In Flax NNX, Flax linen, Equinox and Haiku training loops"
+# The section's examples, in order, and the module each one needs.
+LIBRARY_EXAMPLES = [
+    ("nnx", "flax.nnx"),
+    ("linen", "flax.linen"),
+    ("equinox", "equinox"),
+    ("haiku", "haiku"),
+]
+
+
+def _library_examples() -> list[str]:
+    text = DOC.read_text()
+    assert LIBRARY_SECTION in text, f"no section {LIBRARY_SECTION!r} in {DOC}"
+    section = text.split(LIBRARY_SECTION, 1)[1].split("\n### ", 1)[0]
+    return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
+
+
+def test_docs_has_one_example_per_library() -> None:
+    assert len(_library_examples()) == len(LIBRARY_EXAMPLES)
+
+
+@pytest.mark.parametrize(
+    ("position", "module"),
+    [(i, module) for i, (_, module) in enumerate(LIBRARY_EXAMPLES)],
+    ids=[name for name, _ in LIBRARY_EXAMPLES],
+)
+def test_docs_library_example_trains_and_keeps_the_tie(position: int, module: str) -> None:
+    pytest.importorskip(module)
+    source = _library_examples()[position]
+    assert f"import {module.split('.')[0]}" in source or f"from {module.split('.')[0]}" in source
+    namespace: dict = {}
+    with jax.enable_x64(False):
+        exec(compile(source, f"{DOC} ({module} example)", "exec"), namespace)
+    drift, losses = namespace["drift"], namespace["losses"]
+    assert len(losses) == 100
+    assert drift and all(float(value) == 0.0 for value in drift.values()), drift
+    # It learned: the loss fell by more than a tenth from the first step's (about log(vocab)).
+    assert losses[-1] < 0.9 * losses[0], (losses[0], losses[-1])
