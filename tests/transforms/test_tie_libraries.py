@@ -477,3 +477,38 @@ def test_haiku_unknown_path_lists_haiku_spellings() -> None:
     params = _haiku_net(False).init(jax.random.key(0), tokens)
     with pytest.raises(ValueError, match=r"no leaf at path 'lm/embed/embedding'.*lm/embed/embed"):
         tied(adamw(), [Tie("lm/embed/embedding", "lm/out/w", "transpose")]).init(params)
+
+
+# --- The same spellings on plain pytrees (no library needed) --------------------------------
+
+
+def test_function_paths_find_positions_even_where_one_array_fills_two() -> None:
+    # Both leaves are the same object, so identity alone could not tell them apart; the
+    # function is applied to the tree's structure and names a position.
+    weight = np.arange(6, dtype=np.float32).reshape(2, 3)
+    params = {"embed": weight, "unembed": weight, "bias": np.zeros(3, np.float32)}
+    grads = {
+        "embed": np.ones((2, 3), np.float32),
+        "unembed": np.full((2, 3), 2, np.float32),
+        "bias": np.ones(3, np.float32),
+    }
+    function_ties = [Tie(lambda p: p["embed"], lambda p: p["unembed"])]
+    by_function = tied(optax.adam(0.1), function_ties)
+    by_name = tied(optax.adam(0.1), [Tie("embed", "unembed")])
+    expected, _ = by_name.update(grads, by_name.init(params), params)
+    actual, _ = by_function.update(grads, by_function.init(params), params)
+    for name in params:
+        np.testing.assert_array_equal(actual[name], expected[name], err_msg=name)
+    drift = tie_drift(params, function_ties)
+    assert list(drift) == ["unembed"] and float(drift["unembed"]) == 0.0
+
+
+def test_slash_joined_keys_name_nested_leaves() -> None:
+    params = {
+        "enc/layer": {"w": np.ones((2, 3), np.float32)},
+        "dec": {"w": np.zeros((3, 2), np.float32)},
+    }
+    ties = [Tie("enc/layer/w", "dec/w", "transpose")]
+    np.testing.assert_array_equal(materialize_ties(params, ties)["dec"]["w"], np.ones((3, 2)))
+    with pytest.raises(ValueError, match=r"'enc/layer' is a subtree, not a leaf"):
+        tie_drift(params, [Tie("enc/layer", "dec/w")])
