@@ -1,8 +1,9 @@
 """The tape: arrays, storages, primitives and the backward pass.
 
 An :class:`Array` wraps a NumPy array. Arrays made by :func:`array` own a :class:`Storage`
-(their memory, with a version counter); views (``.T``, ``.reshape``, basic slicing,
-:func:`toolkit.tape.adjoint`) share their base's storage and remember their ``.parent``.
+(their memory, with a version counter); views (``.T``, ``.reshape``, basic slicing and
+integer element picks such as ``x[1]``, a 0-d view, :func:`toolkit.tape.adjoint`) share their
+base's storage and remember their ``.parent``.
 
 While a differentiated function runs, a :class:`Trace` is active. Each call of a
 :func:`primitive` on arrays appends one node to the trace's tape: the node holds, for
