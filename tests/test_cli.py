@@ -166,24 +166,25 @@ def test_sigint_at_random_times_always_exits_130_cleanly(tmp_path):
     (earlier,) = visible(out)
     before = (out / earlier / "summary.json").read_bytes()
     long = write(tmp_path / "long.toml", LONG)
-    codes = []
+    codes, tails = [], []
     for _ in range(24):
         proc = subprocess.Popen(
-            interruptible("run", str(long), "--out", str(out), "--quiet"),
+            interruptible("run", str(long), "--out", str(out)),
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
         )
         time.sleep(rng.uniform(0.5, 9.0))
         proc.send_signal(signal.SIGINT)
         try:
-            _, err = proc.communicate(timeout=60)
+            _, err = proc.communicate(timeout=120)
         except subprocess.TimeoutExpired:
             proc.kill()
             _, err = proc.communicate()
         codes.append(proc.returncode)
+        tails.append(err.strip().splitlines()[-1:])
         assert "Traceback" not in err, err
         assert visible(out) == [earlier]
         assert not [p for p in out.iterdir() if p.name.startswith(".tmp-")]
-    assert codes == [130] * 24, codes
+    assert codes == [130] * 24, list(zip(codes, tails, strict=True))
     assert (out / earlier / "summary.json").read_bytes() == before
 
 

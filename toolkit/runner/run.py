@@ -247,14 +247,18 @@ def _train_case(
     for opt in train.optimizers:
         say(f"{case.name}: training {len(strategies)} strategies with {opt.label}, "
             f"{train.steps} steps")
-        trainers = {s: make_trainer(s, case, values, data, wrt, opt.build()) for s in strategies}
+        trainers = {}
+        for s in strategies:
+            checkpoint()
+            trainers[s] = make_trainer(s, case, values, data, wrt, opt.build())
         hist = {s: TrainingHistory() for s in strategies}
         bar = _progress_bar(f"train {case.name} {opt.label}", train.steps)
         # strategy -> first step (1-based) whose loss or parameters are not finite
         diverged: dict[str, int] = {}
         for step in range(train.steps):
-            checkpoint()
             for s, trainer in trainers.items():
+                # per trainer: a first step compiles, which can take seconds
+                checkpoint()
                 hist[s].loss.append(float(trainer.step()))
             base = trainers[BASELINE].storage_values()
             for s, trainer in trainers.items():
