@@ -279,9 +279,16 @@ def test_list_shows_the_package_configs_from_any_folder(tmp_path, monkeypatch, c
 
 @pytest.mark.slow
 def test_list_and_run_from_an_installed_wheel(tmp_path):
-    wheel_dir, site = tmp_path / "wheel", tmp_path / "site"
+    import shutil
+
+    # Built from a copy, so the build leaves nothing in the checkout.
+    source, wheel_dir, site = tmp_path / "src", tmp_path / "wheel", tmp_path / "site"
+    shutil.copytree(ROOT / "toolkit", source / "toolkit",
+                    ignore=shutil.ignore_patterns("__pycache__"))
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
-                    "-q", "-w", str(wheel_dir), str(ROOT)], check=True, timeout=600,
+                    "-q", "-w", str(wheel_dir), str(source)], check=True, timeout=600,
                    capture_output=True)
     (wheel,) = wheel_dir.glob("aliasgrad-*.whl")
     import zipfile
