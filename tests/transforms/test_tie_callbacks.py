@@ -160,7 +160,7 @@ def _lbfgs_run(loss: Callable, params: Any, tx: optax.GradientTransformation, st
         updates, state = tx.update(grad, state, params, value=value, grad=grad, value_fn=loss)
         return optax.apply_updates(params, updates), state, value
 
-    state = tx.init(params)
+    state = jax.jit(tx.init)(params)  # eager init would compile each small op
     values = []
     for _ in range(steps):
         params, state, value = step(params, state)
@@ -168,12 +168,27 @@ def _lbfgs_run(loss: Callable, params: Any, tx: optax.GradientTransformation, st
     return params, np.array(values)
 
 
-def test_lbfgs_line_search_value_fn_and_value_and_grad_from_state_match_shared_model() -> None:
+LINE_SEARCHES = {
+    "backtracking": lambda: optax.scale_by_backtracking_linesearch(
+        max_backtracking_steps=15, store_grad=True
+    ),
+    # optax.lbfgs's default.
+    "zoom": lambda: optax.scale_by_zoom_linesearch(max_linesearch_steps=15),
+}
+
+
+# 20-50 s each on the shared 2-core machine, most of it compiling the line search.
+@pytest.mark.slow
+@pytest.mark.parametrize("line_search", ["backtracking", "zoom"])
+def test_lbfgs_line_search_value_fn_and_value_and_grad_from_state_match_shared_model(
+    line_search: str,
+) -> None:
+    def make() -> optax.GradientTransformation:
+        return optax.lbfgs(linesearch=LINE_SEARCHES[line_search]())
+
     # float64: the line search branches on comparisons of losses, which float32 round-off
     # between the two models could flip.
-    expected, expected_values = _lbfgs_run(
-        shared_loss, shared_params(np.float64), optax.lbfgs(), steps=15
-    )
+    expected, expected_values = _lbfgs_run(shared_loss, shared_params(np.float64), make(), steps=10)
     seen = []
 
     def recording_loss(params: Any) -> jax.Array:
@@ -181,7 +196,7 @@ def test_lbfgs_line_search_value_fn_and_value_and_grad_from_state_match_shared_m
         return untied_loss(params)
 
     actual, actual_values = _lbfgs_run(
-        recording_loss, untied_params(np.float64), tied(optax.lbfgs(), TIES), steps=15
+        recording_loss, untied_params(np.float64), tied(make(), TIES), steps=10
     )
     _assert_matches_shared(actual, expected, rel=1e-9)
     np.testing.assert_allclose(actual_values, expected_values, rtol=1e-12)
