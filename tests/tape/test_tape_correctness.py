@@ -209,6 +209,10 @@ def test_a_reshape_that_copies_warns_at_the_call() -> None:
     assert flat.base is flat and flat.parent is None
     w[0, 0] = 100.0
     assert flat.numpy()[0] == M23[0, 0]  # a copy: no alias
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        explicit = tp.array(w.T).reshape(6)  # the fix the warning suggests
+    assert explicit.shape == (6,)
 
 
 def test_a_ravel_that_copies_warns_and_one_that_views_does_not() -> None:

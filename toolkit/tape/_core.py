@@ -23,7 +23,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
-from collections.abc import Callable, Container
+from collections.abc import Callable, Container, Iterable
 from typing import Any
 
 import numpy as np
@@ -97,7 +97,7 @@ class Trace:
         "saved", "tape", "to_param", "to_wrapper", "token",
     )
 
-    def __init__(self, policy: str, param_ids: Container[int], params: Any = (),
+    def __init__(self, policy: str, param_ids: Container[int], params: Iterable[Array] = (),
                  outer: Trace | None = None) -> None:
         self.tape: list[Node] = []
         self.leaves: dict[int, Slot] = {}
@@ -702,8 +702,8 @@ def _warn_copy(name: str, src: Array, ans: Any) -> None:
     warnings.warn(
         f"{name} of {describe(src)} to shape {np.shape(ans)} cannot be a view of its memory "
         f"(NumPy had to copy it), so the result owns separate memory: writes to one are not "
-        f"seen by the other, and alias='storage' gives it its own gradient. Make the copy "
-        f"explicit with toolkit.tape.array(...) to silence this",
+        f"seen by the other, and alias='storage' gives it its own gradient. To make the copy "
+        f"explicit (and silence this), {name} a copy: toolkit.tape.array(x).{name}(...)",
         AliasWarning, stacklevel=caller_level(),
     )
 
