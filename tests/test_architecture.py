@@ -6,6 +6,7 @@ import ast
 import doctest
 import importlib
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -214,3 +215,36 @@ def test_docstring_examples_run(name):
     module = importlib.import_module(name)
     result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+# Project files describe behaviour directly. The patterns are assembled so that this file
+# does not match them itself.
+OUTSIDE_REFERENCES = [
+    re.compile("DESIGN" + r"\.md|STYLE" + r"\.md"),
+    re.compile(r"\bissues?\s+" + "#" + r"\d+|\bZygote(\.jl)?\s+" + "#" + r"\d+", re.I),
+    re.compile(r"\bFlux(\.jl)?\s+" + "#" + r"\d+", re.I),
+    re.compile(r"\bseed thread\b|\bthe seed's\b|\bthe issue's\b", re.I),
+]
+# Sources of everything the project ships and documents; the committed results are generated
+# from the configs and the report code, both covered here.
+TEXT_GLOBS = ["README.md", "pyproject.toml", "docs/*.md", "configs/*.toml", "toolkit/**/*.py",
+              "toolkit/**/*.toml", "tests/**/*.py", "benchmarks/**/*.py"]
+
+
+def test_outside_reference_patterns_match_what_they_forbid():
+    forbidden = ["see " + "DESIGN" + ".md §1", "Zygote " + "#" + "991", "issues " + "#" + "522",
+                 "the seed" + "'s cases", "Flux " + "#" + "1592", "The issue" + "'s goal"]
+    for text in forbidden:
+        assert any(p.search(text) for p in OUTSIDE_REFERENCES), text
+    assert not any(p.search("seed = 0; the aliasing cases; docs/transforms.md#cost")
+                   for p in OUTSIDE_REFERENCES)
+
+
+def test_project_files_name_no_outside_documents_or_issue_numbers():
+    hits = []
+    for pattern in TEXT_GLOBS:
+        for path in sorted(ROOT.glob(pattern)):
+            for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+                if any(p.search(line) for p in OUTSIDE_REFERENCES):
+                    hits.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not hits, "\n".join(hits)
