@@ -363,3 +363,25 @@ def test_float32_params_match_torch_in_float32() -> None:
     (torch.tanh(tw) * tw[1]).sum().backward()
     assert gs[w].dtype == np.float32
     np.testing.assert_allclose(gs[w], tw.grad.numpy(), rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("tape_fn", "jax_fn"),
+    [
+        (lambda x: tnp.sum(tnp.concatenate([[1.0], x]) ** 2),
+         lambda x: jnp.sum(jnp.concatenate([jnp.array([1.0]), x]) ** 2)),
+        (lambda x: tnp.sum(tnp.stack([[1.0, 5.0], x]) ** 2),
+         lambda x: jnp.sum(jnp.stack([jnp.array([1.0, 5.0]), x]) ** 2)),
+        (lambda x: tnp.dot([1.0, 3.0], x) * tnp.sum(x),
+         lambda x: jnp.dot(jnp.array([1.0, 3.0]), x) * jnp.sum(x)),
+        (lambda x: tnp.sum(tnp.matmul(x, [[1.0, 2.0], [3.0, 4.0]]) ** 2),
+         lambda x: jnp.sum(jnp.matmul(x, jnp.array([[1.0, 2.0], [3.0, 4.0]])) ** 2)),
+    ],
+    ids=["concatenate", "stack", "dot", "matmul"],
+)
+def test_list_operands_are_constants_like_numpy_arrays(tape_fn, jax_fn):
+    x = tp.array([0.5, -2.0], name="x")
+    got = tp.gradient(lambda: tape_fn(x), tp.Params([x]))[x]
+    with jax.enable_x64():
+        want = jax.grad(jax_fn)(jnp.array([0.5, -2.0], dtype=jnp.float64))
+    np.testing.assert_allclose(got, np.asarray(want), rtol=1e-12)

@@ -578,7 +578,9 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
         token = tr.token
         const = tr.const
         tx = type(x) is Array
-        xv = x._data if tx else x
+        # A list operand (``matmul(x, [1.0, 2.0])``) becomes the array NumPy would make of it,
+        # so that VJPs see an array.
+        xv = x._data if tx else np.asarray(x) if type(x) is list else x
         if y is _NO_ARG:
             ans = raw(xv)
             edges = ()
@@ -592,7 +594,7 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
         else:
             edges = []
             ty = type(y) is Array
-            yv = y._data if ty else y
+            yv = y._data if ty else np.asarray(y) if type(y) is list else y
             ans = raw(xv, yv)
             # ``xs``/``ys``: an operand's shape where broadcasting changed it (its VJP's result
             # is summed back to it). Each ``.shape`` builds a tuple, so two same-shape arrays

@@ -388,7 +388,7 @@ def concatenate(arrays: Any, axis: int = 0) -> Array:
         >>> concatenate([array([1.0]), np.zeros(2)]).shape
         (3,)
     """
-    return _concatenate(axis, *arrays)
+    return _concatenate(axis, *(a if isinstance(a, Array) else np.asarray(a) for a in arrays))
 
 
 _stack = primitive(lambda axis, *xs: np.stack(xs, axis=axis), "stack")
@@ -402,7 +402,7 @@ def stack(arrays: Any, axis: int = 0) -> Array:
         >>> stack([array([1.0]), np.zeros(1)]).shape
         (2, 1)
     """
-    return _stack(axis, *arrays)
+    return _stack(axis, *(a if isinstance(a, Array) else np.asarray(a) for a in arrays))
 
 
 def _scatter_add(x: Any, index: Any, g: Any) -> Any:
