@@ -4,7 +4,6 @@ import json
 from pathlib import Path
 
 import numpy as np
-import pytest
 
 from toolkit.runner.config import load_config
 from toolkit.runner.publish import key_table, render_index, short_verdict
