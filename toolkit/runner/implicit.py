@@ -31,8 +31,6 @@ from toolkit import tape
 from toolkit.experiment import Case, ParamTree, TiedParam
 from toolkit.runner.results import GradientResult
 
-POLICIES = {"implicit-identity": "identity", "implicit-storage": "storage"}
-
 
 def build_arrays(case: Case, values: Mapping[str, np.ndarray]) -> dict[str, Any]:
     """Tape objects for every parameter path: named leaves for sources, views for ties.
@@ -79,7 +77,8 @@ class _Model:
         wrt: Sequence[str],
     ) -> None:
         self.case = case
-        self.policy = POLICIES[strategy]
+        # A tape strategy is named after its alias policy: "implicit-<policy>".
+        self.policy = strategy.removeprefix("implicit-")
         self.arrays = build_arrays(case, values)
         self.params = tape.Params(self.arrays[p] for p in wrt)
         tree = ParamTree(self.arrays)
