@@ -20,7 +20,7 @@ import optax
 from jax.sharding import AxisType, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from toolkit.transforms import Tie, _ties, tie_drift, tied
+from toolkit.transforms import Tie, _merge, tie_drift, tied
 
 VOCAB, DIM = 64, 16
 TIES = [Tie("embed", "unembed", "transpose")]
@@ -59,7 +59,7 @@ def main() -> None:
     mode = sys.argv[1] if len(sys.argv) > 1 else "auto"
     axis_type = {"auto": AxisType.Auto, "explicit": AxisType.Explicit}[mode]
     if sys.argv[2:] == ["fence"]:
-        _ties.FENCE_MIN_BYTES = 0
+        _merge.FENCE_MIN_BYTES = 0
     mesh = jax.make_mesh((8,), ("model",), axis_types=(axis_type,))
     embed = rng.standard_normal((VOCAB, DIM)).astype(np.float32)
     params = {

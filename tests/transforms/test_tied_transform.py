@@ -17,7 +17,7 @@ import numpy as np
 import optax
 import pytest
 
-from toolkit.transforms import Tie, _ties, materialize_ties, merge_tied_gradients, tie_drift, tied
+from toolkit.transforms import Tie, _merge, materialize_ties, merge_tied_gradients, tie_drift, tied
 
 F32 = np.float32
 
@@ -129,7 +129,7 @@ def test_fenced_transpose_merge_matches_shared_model(
     name: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The 12 x 6 embedding is below the size at which the merge is fenced; force the fence.
-    monkeypatch.setattr(_ties, "FENCE_MIN_BYTES", 0)
+    monkeypatch.setattr(_merge, "FENCE_MIN_BYTES", 0)
     make = INNER_OPTIMIZERS[name]
     expected, _ = _train(make(), shared_loss, _shared_params(), steps=100)
     actual, drifts = _train(
@@ -145,7 +145,7 @@ def test_fenced_transpose_merge_matches_shared_model(
 def test_large_transposed_merge_is_fenced_on_cpu(map_: str, fenced: bool) -> None:
     # Structure, not speed: a transposed merge at least FENCE_MIN_BYTES large is computed
     # inside a conditional, which XLA cannot fuse into the optimizer's loops.
-    rows = _ties.FENCE_MIN_BYTES // (4 * 64)
+    rows = _merge.FENCE_MIN_BYTES // (4 * 64)
     tie = Tie("w", "wt", map_)
     w = jnp.zeros((rows, 64), jnp.float32)
     params = {"w": w, "wt": tie.map.apply(w)}

@@ -9,9 +9,32 @@ import jax
 import pytest
 
 import toolkit.transforms
-from toolkit.transforms import _checkpoint, _detect, _maps, _tied, _ties
+from toolkit.transforms import (
+    _checkpoint,
+    _detect,
+    _leaves,
+    _maps,
+    _materialize,
+    _merge,
+    _paths,
+    _plan,
+    _tie,
+    _tied,
+)
 
-MODULES = [toolkit.transforms, _maps, _ties, _tied, _detect, _checkpoint]
+MODULES = [
+    toolkit.transforms,
+    _maps,
+    _leaves,
+    _paths,
+    _tie,
+    _plan,
+    _merge,
+    _materialize,
+    _tied,
+    _detect,
+    _checkpoint,
+]
 
 
 @pytest.mark.parametrize("module", MODULES, ids=lambda m: m.__name__)

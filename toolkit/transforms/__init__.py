@@ -23,8 +23,9 @@ from toolkit.transforms._maps import TieMap, parse_map
 if TYPE_CHECKING:
     from toolkit.transforms._checkpoint import restore_targets, strip_targets
     from toolkit.transforms._detect import detect_ties
+    from toolkit.transforms._materialize import materialize_ties, tie_drift
+    from toolkit.transforms._tie import Tie
     from toolkit.transforms._tied import TiedState, merge_tied_gradients, tied, tied_eval_params
-    from toolkit.transforms._ties import Tie, materialize_ties, tie_drift
 
 # Public name → the submodule defining it; these need jax, so they load on first access.
 _JAX_EXPORTS = {
@@ -32,12 +33,12 @@ _JAX_EXPORTS = {
     "merge_tied_gradients": "_tied",
     "tied": "_tied",
     "tied_eval_params": "_tied",
-    "Tie": "_ties",
+    "Tie": "_tie",
     "detect_ties": "_detect",
     "restore_targets": "_checkpoint",
     "strip_targets": "_checkpoint",
-    "materialize_ties": "_ties",
-    "tie_drift": "_ties",
+    "materialize_ties": "_materialize",
+    "tie_drift": "_materialize",
 }
 
 __all__ = [

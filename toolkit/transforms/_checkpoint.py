@@ -7,8 +7,10 @@ from typing import Any
 
 import jax
 
-from toolkit.transforms import _ties
-from toolkit.transforms._ties import Tie, path_str, resolve
+from toolkit.transforms._leaves import box_types
+from toolkit.transforms._paths import find, leaf_index, path_str
+from toolkit.transforms._plan import resolve
+from toolkit.transforms._tie import Tie
 
 
 def strip_targets(params: Any, ties: Sequence[Tie]) -> Any:
@@ -59,14 +61,14 @@ def restore_targets(stripped: Any, ties: Sequence[Tie]) -> Any:
         >>> restore_targets({"w": np.arange(6.0).reshape(2, 3), "wt": None}, ties)["wt"].shape
         (3, 2)
     """
-    boxes = _ties._box_types()
+    boxes = box_types()
     with_paths, treedef = jax.tree_util.tree_flatten_with_path(
         stripped, is_leaf=lambda x: x is None or (bool(boxes) and isinstance(x, boxes))
     )
     paths = [p for p, _ in with_paths]
     values = [v for _, v in with_paths]
-    index = _ties._leaf_index(paths, treedef)
-    pending = [(_ties._find(t.source, t, index), _ties._find(t.target, t, index), t) for t in ties]
+    index = leaf_index(paths, treedef)
+    pending = [(find(t.source, t, index), find(t.target, t, index), t) for t in ties]
     targets = {target for _, target, _ in pending}
     for source, _, tie in pending:
         if values[source] is None and source not in targets:

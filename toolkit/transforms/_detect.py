@@ -9,8 +9,8 @@ from typing import Any, Literal
 import jax
 import numpy as np
 
-from toolkit.transforms import _ties
-from toolkit.transforms._ties import Tie, path_str
+from toolkit.transforms._paths import path_str
+from toolkit.transforms._tie import Tie
 
 #: Permutations are tried for leaves with at most this many axes (4! = 24 candidates).
 MAX_PERMUTED_AXES = 4
@@ -57,7 +57,7 @@ def detect_ties(params: Any, by: Literal["identity", "value"] = "identity") -> l
         a -> c ([:, 1:3])
     """
     if by == "identity":
-        return _ties.detect_ties(params)
+        return _by_identity(params)
     if by != "value":
         raise ValueError(f"detect_ties: by={by!r}; valid: 'identity', 'value'")
     names, arrays = [], []
@@ -157,3 +157,24 @@ def _matching_offsets(source: np.ndarray, target: np.ndarray, axis: int) -> Iter
             continue
         if np.array_equal(src[offset : offset + length], tgt, equal_nan=inexact):
             yield offset
+
+
+def _by_identity(params: Any) -> list[Tie]:
+    """Array leaves that are the same Python object (small interned scalars excluded)."""
+    first: dict[int, str] = {}
+    ties = []
+    for path, leaf in jax.tree_util.tree_flatten_with_path(params)[0]:
+        if isinstance(leaf, jax.core.Tracer):
+            raise ValueError(
+                f"detect_ties: leaf {path_str(path)!r} is a tracer; object identity is lost "
+                "inside jax transformations, so call detect_ties on concrete params"
+            )
+        # Python scalars are excluded: small ints are interned, so identity means nothing there.
+        if not isinstance(leaf, np.ndarray | jax.Array):
+            continue
+        name = path_str(path)
+        if id(leaf) in first:
+            ties.append(Tie(first[id(leaf)], name))
+        else:
+            first[id(leaf)] = name
+    return ties

@@ -10,19 +10,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toolkit.transforms import _ties
-from toolkit.transforms._ties import (
-    Link,
-    Plan,
-    Tie,
-    _dtype,
-    broadcast_leaves,
-    leaf_values,
-    merge_leaves,
-    path_str,
-    resolve,
-    with_values,
-)
+from toolkit.transforms._leaves import flatten, leaf_values, with_values
+from toolkit.transforms._merge import broadcast_leaves, merge_leaves
+from toolkit.transforms._paths import path_str
+from toolkit.transforms._plan import Link, Plan, leaf_dtype, resolve
+from toolkit.transforms._tie import Tie
 
 
 def merge_tied_gradients(ties: Sequence[Tie]) -> optax.GradientTransformation:
@@ -101,8 +93,8 @@ def check_ties_hold(params: Any, plan: Plan) -> None:
     """
     if not plan.links:
         return
-    names = [path_str(path) for path, _ in _ties._flatten(params)[0]]
-    leaves = _ties.leaf_values(plan.treedef.flatten_up_to(params))
+    names = [path_str(path) for path, _ in flatten(params)[0]]
+    leaves = leaf_values(plan.treedef.flatten_up_to(params))
     if any(isinstance(leaf, jax.core.Tracer) for leaf in leaves):
         return
     local = all(not isinstance(x, jax.Array) or x.is_fully_addressable for x in leaves)
@@ -157,7 +149,7 @@ def _placeholder(leaf: Any) -> jax.Array:
     # Zero elements, the leaf's dtype and (for arrays) its rank: callbacks that branch on
     # ``ndim`` see the target's rank, and no optimizer state is kept for it.
     shape = tuple(np.shape(leaf))
-    return jnp.zeros((0, *shape[1:]) if shape else (0,), _dtype(leaf))
+    return jnp.zeros((0, *shape[1:]) if shape else (0,), leaf_dtype(leaf))
 
 
 def _on_placeholders(leaves: Sequence[Any], plan: Plan) -> list[Any]:
@@ -192,7 +184,7 @@ def _zero_targets(leaves: Sequence[Any], plan: Plan) -> list[Any]:
     out = list(leaves)
     for link in plan.links:
         source = out[link.source]
-        out[link.target] = jnp.zeros(link.map.out_shape(np.shape(source)), _dtype(source))
+        out[link.target] = jnp.zeros(link.map.out_shape(np.shape(source)), leaf_dtype(source))
     return out
 
 
