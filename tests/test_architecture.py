@@ -181,21 +181,21 @@ def test_no_top_level_experiments_package_is_installed(tmp_path):
     assert done.returncode == 0, done.stderr
 
 
-def test_package_discovery_ships_only_toolkit_with_its_data():
-    from setuptools import find_packages
-
+def test_package_ships_top_level_experiments_and_configs_as_the_only_copies():
     config = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
-    packages = find_packages(str(ROOT), include=config["packages"]["find"]["include"])
-    assert {"toolkit", "toolkit.runner", "toolkit.experiments"} <= set(packages)
+    packages, folders = config["packages"], config["package-dir"]
     assert all(p == "toolkit" or p.startswith("toolkit.") for p in packages), packages
-    data = config["package-data"]
-    assert ROOT.joinpath("toolkit", "runner", "defaults", "seed.toml").is_file()
-    for package, globs in data.items():
-        assert package in packages, package
+    assert folders == {"toolkit.experiments": "experiments", "toolkit.configs": "configs"}
+    # Every source package is listed, so nothing under toolkit/ is left out of the wheel.
+    on_disk = {_module_name(p.parent / "__init__.py") for p in PACKAGE.rglob("__init__.py")}
+    assert on_disk <= set(packages), on_disk - set(packages)
+    for package, globs in config["package-data"].items():
+        folder = ROOT / folders.get(package, package.replace(".", "/"))
         for pattern in globs:
-            assert list(ROOT.joinpath(*package.split(".")).glob(pattern)), (package, pattern)
-    assert "defaults/*.toml" in data["toolkit.runner"]
-    assert "data/*.txt" in data["toolkit.experiments"]
+            assert list(folder.glob(pattern)), (package, pattern)
+    # The shipped configs and experiments live only at the top level.
+    assert sorted(PACKAGE.rglob("*.toml")) == [] and not (PACKAGE / "experiments").exists()
+    assert list((ROOT / "configs").glob("*.toml")) and (ROOT / "experiments" / "aliasing.py").is_file()
 
 
 RUNNER_MODULES = [

@@ -275,7 +275,7 @@ def test_pipe_into_head_keeps_the_exit_code_and_every_config(tmp_path):
 
 
 def test_list_shows_the_package_configs_from_any_folder(tmp_path, monkeypatch, capsys):
-    import toolkit
+    from importlib import resources
 
     monkeypatch.chdir(tmp_path)  # no configs/ folder here
     assert main(["list"]) == 0
@@ -283,39 +283,49 @@ def test_list_shows_the_package_configs_from_any_folder(tmp_path, monkeypatch, c
     listed = [Path(line.strip()) for line in printed.splitlines() if line.endswith(".toml")]
     repository = sorted(p.name for p in (ROOT / "configs").glob("*.toml"))
     assert sorted(p.name for p in listed) == repository
-    package = Path(toolkit.__file__).parent
-    assert all(p.is_file() and package in p.parents for p in listed)
+    installed = Path(str(resources.files("toolkit.configs")))
+    assert all(p.is_file() and p.parent == installed for p in listed)
 
 
 @pytest.mark.slow
-def test_list_and_run_from_an_installed_wheel(tmp_path):
+def test_wheel_from_a_clean_checkout_runs_the_demo_and_every_shipped_config(tmp_path):
     import shutil
+    import zipfile
 
-    # Built from a copy, so the build leaves nothing in the checkout.
+    # Built from a copy of the tracked sources, so the build leaves nothing in the checkout.
     source, wheel_dir, site = tmp_path / "src", tmp_path / "wheel", tmp_path / "site"
-    shutil.copytree(ROOT / "toolkit", source / "toolkit",
-                    ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("toolkit", "experiments", "configs"):
+        shutil.copytree(ROOT / folder, source / folder,
+                        ignore=shutil.ignore_patterns("__pycache__"))
     for name in ("pyproject.toml", "README.md"):
         shutil.copy(ROOT / name, source / name)
     subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
                     "-q", "-w", str(wheel_dir), str(source)], check=True, timeout=600,
                    capture_output=True)
     (wheel,) = wheel_dir.glob("aliasgrad-*.whl")
-    import zipfile
-
+    names = zipfile.ZipFile(wheel).namelist()
+    assert not any(n.startswith(("experiments/", "configs/")) for n in names), names
     zipfile.ZipFile(wheel).extractall(site)
     env = {**os.environ, "PYTHONPATH": str(site)}
-    listing = subprocess.run([sys.executable, "-m", "toolkit", "list"], cwd=tmp_path, env=env,
-                             capture_output=True, text=True, timeout=300, check=True).stdout
-    listed = [line.strip() for line in listing.splitlines() if line.endswith(".toml")]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+
+    def aliasgrad(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "toolkit", *args], cwd=empty, env=env,
+                              capture_output=True, text=True, timeout=900, check=False)
+
+    demo = aliasgrad("run", "--quiet", "--out", str(tmp_path / "demo"))
+    assert demo.returncode == 0, demo.stderr
+    listing = aliasgrad("list")
+    listed = [line.strip() for line in listing.stdout.splitlines() if line.endswith(".toml")]
     assert len(listed) == len(list((ROOT / "configs").glob("*.toml")))
     assert all(path.startswith(str(site)) for path in listed), listed
-    struct = next(p for p in listed if p.endswith("struct_param.toml"))
-    proc = subprocess.run([sys.executable, "-m", "toolkit", "run", struct, "--out",
-                           str(tmp_path / "out"), "--quiet"], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=300, check=False)
+    shipped = {p.stem for p in (ROOT / "experiments").glob("*.py") if p.stem != "__init__"}
+    assert shipped <= {line.strip() for line in listing.stdout.splitlines()}
+    proc = aliasgrad("run", *listed, "--out", str(tmp_path / "out"), "--quiet")
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.strip().splitlines()[-1].startswith(f"report: {tmp_path / 'out'}")
+    reports = [line for line in proc.stdout.splitlines() if line.startswith("report: ")]
+    assert len(reports) == len(listed)
 
 
 def test_disk_full_on_the_second_config_keeps_none_of_this_run(tmp_path, monkeypatch, capsys):

@@ -52,16 +52,15 @@ def _repo_configs() -> Path:
 
 
 def shipped_configs() -> list[Path]:
-    """The configs shipped inside the package (``toolkit/runner/defaults/*.toml``).
+    """The shipped configs: the repository's ``configs/*.toml``, installed as ``toolkit.configs``.
 
-    They are the repository's ``configs/`` files, installed with the package, so the list
-    does not depend on the current directory or on a source checkout.
+    The list does not depend on the current directory or on a source checkout.
 
     Example:
         >>> [p.name for p in shipped_configs()][:2]
         ['partial_tie.toml', 'recurrent.toml']
     """
-    folder = resources.files("toolkit.runner") / "defaults"
+    folder = resources.files("toolkit.configs")
     return sorted(Path(str(p)) for p in folder.iterdir() if p.name.endswith(".toml"))
 
 

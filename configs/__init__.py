@@ -1,0 +1,1 @@
+"""The configs shipped with aliasgrad, installed as ``toolkit.configs`` (TOML files only)."""
