@@ -124,9 +124,9 @@ def test_alias_acts_as_its_array_and_has_parent() -> None:
 
 def test_case_validation_names_the_tie() -> None:
     loss = lambda np, p, d: np.sum(p.w)  # noqa: E731
-    with pytest.raises(ValueError, match=r"tie 'v' -> 'u': the source must be a declared Param"):
+    with pytest.raises(ValueError, match=r"tie 'v' -> 'u': the source must be a declared param"):
         Case("c", {"w": Param((3,)), "v": tie("u")}, loss, ("w",))
-    with pytest.raises(ValueError, match=r"case 'c': tie 'v': 'transpose' needs a source with"):
+    with pytest.raises(ValueError, match=r"case 'c': tie 'v' = w.T: 'transpose' needs a source"):
         Case("c", {"w": Param((3,)), "v": tie("w", "transpose")}, loss, ("w",))
-    with pytest.raises(ValueError, match=r"tie 'v': index \[:5\] is out of range"):
+    with pytest.raises(ValueError, match=r"tie 'v' = w\[:5\]: index \[:5\] is out of range"):
         Case("c", {"w": Param((3,)), "v": tie("w", "[:5]")}, loss, ("w",))

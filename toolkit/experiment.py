@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.errors import ConfigError
+from toolkit.transforms import TieMap, parse_map
 
 INITIALISERS = ("normal", "uniform", "zeros", "ones", "glorot")
 
@@ -91,13 +92,19 @@ class Param:
 class TiedParam:
     """A parameter that is ``map(source)``: it shares the source's storage.
 
-    ``map`` uses the vocabulary of :func:`toolkit.transforms.parse_map`: ``"identity"`` (the
-    same object reused), ``"transpose"``, ``"adjoint"`` (a vector becomes a 1×n row, as
-    Julia's ``x'``), an axes permutation, or an index expression such as ``"[:3]"``.
+    ``map`` is in the tie-map language of :func:`toolkit.transforms.parse_map`, the one the
+    transforms use: ``"identity"`` (the same object reused), ``"transpose"``, ``"adjoint"``
+    (a vector becomes a 1×n row, as Julia's ``x'``), an axes permutation, an index expression
+    such as ``"[:3]"``, a scale such as ``"scale(0.5)"``, or maps joined by ``then``
+    (``"[:, :3] then transpose"``). It is stored parsed, so a misspelt map fails where it is
+    declared. ``source`` may itself be tied (a chain ``a -> b -> c``).
     """
 
     source: str
-    map: Any = "identity"
+    map: TieMap = "identity"  # type: ignore[assignment]  # any parse_map spec; stored parsed
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "map", parse_map(self.map))
 
 
 def tie(source: str, map: Any = "identity") -> TiedParam:
@@ -105,7 +112,9 @@ def tie(source: str, map: Any = "identity") -> TiedParam:
 
     Example:
         >>> tie("enc.weight", "transpose")
-        TiedParam(source='enc.weight', map='transpose')
+        TiedParam(source='enc.weight', map=parse_map('transpose'))
+        >>> tie("embed", "[:, :4] then transpose then scale(0.5)").map.describe("embed")
+        '0.5 * embed[:, :4].T'
     """
     return TiedParam(source, map)
 
@@ -117,7 +126,10 @@ class Case:
     Args:
         name: the case's name, unique within its experiment.
         params: ordered mapping of dotted path (``"enc.weight"``, ``"layers.0.w"``) to a
-            :class:`Param` or :class:`TiedParam`. A tie's source must be a :class:`Param`.
+            :class:`Param` or :class:`TiedParam`. A tie's source is a :class:`Param` or
+            another tie; a chain ``a -> b -> c`` is stored resolved to its root, as
+            ``c = (map_b then map_c)(a)``, so every tie in :attr:`params` names the storage it
+            sees.
         loss: ``loss(np, p, data) -> scalar``; ``p`` is a :class:`ParamTree`.
         wrt: the paths differentiated by default (the implicit ``Params`` list).
         data: ``data(rng) -> dict`` of constant inputs, or ``None``.
@@ -135,21 +147,18 @@ class Case:
         object.__setattr__(self, "params", dict(self.params))
         object.__setattr__(self, "wrt", tuple(self.wrt))
         for path, spec in self.params.items():
-            if isinstance(spec, TiedParam):
-                src = self.params.get(spec.source)
-                if not isinstance(src, Param):
-                    raise ValueError(
-                        f"case {self.name!r}: tie {path!r} -> {spec.source!r}: the source must "
-                        f"be a declared Param; declared: {', '.join(self.sources)}"
-                    )
-            elif not isinstance(spec, Param):
+            if not isinstance(spec, Param | TiedParam):
                 raise TypeError(f"case {self.name!r}: {path!r} must be Param or TiedParam")
+        self.params.update({path: self._resolve(path) for path in self.params})
         for path, spec in self.params.items():
             if isinstance(spec, TiedParam):
                 try:
                     self.shape_of(path)
                 except ValueError as e:
-                    raise ValueError(f"case {self.name!r}: tie {path!r}: {e}") from None
+                    raise ValueError(
+                        f"case {self.name!r}: tie {path!r} = {spec.map.describe(spec.source)}: "
+                        f"{e}"
+                    ) from None
         for path in self.wrt:
             if path not in self.params:
                 raise ValueError(
@@ -157,25 +166,51 @@ class Case:
                     f"valid: {', '.join(self.params)}"
                 )
 
+    def _resolve(self, path: str) -> Param | TiedParam:
+        """``path``'s declaration with a chain of ties folded into one tie to its root."""
+        spec, chain = self.params[path], [path]
+        maps: list[TieMap] = []
+        while isinstance(spec, TiedParam):
+            maps.insert(0, spec.map)
+            if spec.source in chain:
+                cycle = " -> ".join([*chain[chain.index(spec.source) :], spec.source][::-1])
+                raise ValueError(
+                    f"case {self.name!r}: ties form a cycle: {cycle}; a chain of ties must end "
+                    "at a declared Param"
+                )
+            source = self.params.get(spec.source)
+            if source is None:
+                raise ValueError(
+                    f"case {self.name!r}: tie {chain[-1]!r} -> {spec.source!r}: the source must "
+                    f"be a declared parameter; declared: {', '.join(self.params)}"
+                )
+            chain.append(spec.source)
+            spec = source
+        if len(chain) == 1:
+            return spec
+        return TiedParam(chain[-1], parse_map(maps))
+
     @property
     def sources(self) -> list[str]:
         """Paths that own storage (``Param``), in declaration order."""
         return [p for p, s in self.params.items() if isinstance(s, Param)]
 
     def storage_of(self, path: str) -> str:
-        """The source path whose storage ``path`` sees."""
+        """The source path whose storage ``path`` sees (a chain's root)."""
         spec = self.params[path]
         return spec.source if isinstance(spec, TiedParam) else path
 
-    def map_of(self, path: str) -> Any:
+    def map_of(self, path: str) -> TieMap:
         """The tie map from ``path``'s storage to ``path`` (``identity`` for a source).
 
-        Returns a :class:`toolkit.transforms.TieMap`.
+        Example:
+            >>> c = Case("c", {"w": Param((2, 5)), "v": tie("w", "[:, :3]"),
+            ...                "vt": tie("v", "transpose")}, lambda np, p, d: 0.0, ("w",))
+            >>> c.storage_of("vt"), str(c.map_of("vt")), c.shape_of("vt")
+            ('w', '[:, :3] then transpose', (3, 2))
         """
-        from toolkit.transforms import parse_map
-
         spec = self.params[path]
-        return parse_map(spec.map if isinstance(spec, TiedParam) else "identity")
+        return spec.map if isinstance(spec, TiedParam) else parse_map("identity")
 
     def shape_of(self, path: str) -> tuple[int, ...]:
         """The shape ``path`` has: the declared shape, or its tie map's image of the source's.

@@ -38,7 +38,6 @@ import numpy as np
 from toolkit.experiment import Case, TiedParam
 from toolkit.runner.reference import Reference, to_storage
 from toolkit.runner.results import TrainingVerdict, Verdict
-from toolkit.transforms import parse_map
 
 RULES = ("per-param", "per-storage")
 
@@ -71,7 +70,7 @@ def param_key(case: Case, path: str, *, same_object: bool) -> str:
     """Which Params entry ``path`` is: an identity tie is its source's very object when the
     engine shares objects (the tape), and a leaf of its own otherwise (explicit pytrees)."""
     spec = case.params[path]
-    if same_object and isinstance(spec, TiedParam) and str(parse_map(spec.map)) == "identity":
+    if same_object and isinstance(spec, TiedParam) and spec.map.is_identity:
         return spec.source
     return path
 
@@ -306,13 +305,11 @@ def raw_errors(
 
 
 def _is_full_view(case: Case, path: str) -> bool:
-    spec = case.params[path]
-    return not isinstance(spec, TiedParam) or parse_map(spec.map).invertible
+    # Every storage element seen once, unscaled: the map's adjoint undoes it.
+    tie_map = case.map_of(path)
+    return tie_map.invertible and tie_map.is_view
 
 
 def _view_of_total(case: Case, path: str, total: np.ndarray) -> np.ndarray:
     """The storage's total gradient seen through ``path``'s view."""
-    spec = case.params[path]
-    if isinstance(spec, TiedParam):
-        return np.asarray(parse_map(spec.map).apply(total))
-    return total
+    return np.asarray(case.map_of(path).apply(total))

@@ -31,7 +31,6 @@ import numpy as np
 
 from toolkit.experiment import Case, ParamTree, TiedParam, cast_floats
 from toolkit.namespaces import numpy_namespace
-from toolkit.transforms import parse_map
 
 FULL_LIMIT = 4096
 
@@ -88,10 +87,8 @@ class Reference:
 
 
 def to_storage(case: Case, path: str, grad: np.ndarray) -> np.ndarray:
-    """Sends a gradient w.r.t. ``path``'s view back to its storage's coordinates (scatter-add).
-
-    Works for every map, since a map applied to the storage's element indices tells which
-    storage element each element of the view is.
+    """Sends a gradient w.r.t. ``path``'s view back to its storage's coordinates: the tie
+    map's adjoint (the chain rule through the tie; a scatter-add for a partial tie).
 
     Example:
         >>> from toolkit.experiment import Case, Param, tie
@@ -104,10 +101,7 @@ def to_storage(case: Case, path: str, grad: np.ndarray) -> np.ndarray:
     spec = case.params[path]
     if not isinstance(spec, TiedParam):
         return np.asarray(grad, dtype=np.float64).reshape(shape)
-    index = np.asarray(parse_map(spec.map).apply(np.arange(int(np.prod(shape))).reshape(shape)))
-    out = np.zeros(int(np.prod(shape)))
-    np.add.at(out, index.reshape(-1), np.asarray(grad, dtype=np.float64).reshape(-1))
-    return out.reshape(shape)
+    return np.asarray(case.map_of(path).adjoint(np.asarray(grad, dtype=np.float64), shape))
 
 
 class NumpyEvaluator:
@@ -118,7 +112,7 @@ class NumpyEvaluator:
         self.data = cast_floats(data, np.float64)
         self.ns = numpy_namespace()
         self.maps = {
-            path: parse_map(spec.map)
+            path: case.map_of(path)
             for path, spec in case.params.items()
             if isinstance(spec, TiedParam)
         }
@@ -130,7 +124,7 @@ class NumpyEvaluator:
             src = storages[self.case.storage_of(path)]
             if path in self.maps:
                 m = self.maps[path]
-                flat[path] = src if str(m) == "identity" else _tied(m.apply(src), src)
+                flat[path] = src if m.is_identity else _tied(m.apply(src), src)
             else:
                 flat[path] = src
         return float(self.case.loss(self.ns, ParamTree(flat), self.data))

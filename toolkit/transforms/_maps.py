@@ -1,10 +1,16 @@
 """Tie maps: how a tied target is computed from its source (``target == map(source)``).
 
+One language for experiments (:func:`toolkit.experiment.tie`) and the transforms
+(:class:`toolkit.transforms.Tie`). Every map is linear, with its adjoint: identity, transpose
+and axes permutations, slices and indices (partial ties), a scale (``target == 0.5 *
+source``), and compositions of these (``"[:, :3] then transpose"``).
+
 A map has two faces. :meth:`TieMap.apply` and :meth:`TieMap.inverse` use only duck-typed array
-methods (``x.T``, ``x.transpose(axes)``, ``x.reshape(shape)``, ``x[index]``) so the same object
-builds tied parameters on numpy arrays, jax arrays and the toolkit's tape arrays.
-:meth:`TieMap.accumulate` is the jax-side adjoint that the gradient merge needs: it adds a
-target-shaped gradient into a source-shaped accumulator (a scatter-add for partial ties).
+methods and operators (``x.T``, ``x.transpose(axes)``, ``x.reshape(shape)``, ``x[index]``,
+``x * c``) so the same object builds tied parameters on numpy arrays, jax arrays and the
+toolkit's tape arrays. :meth:`TieMap.adjoint` sends a target-shaped gradient to the source's
+coordinates (numpy or jax arrays), and :meth:`TieMap.accumulate` adds it into a source-shaped
+accumulator (a scatter-add for partial ties), as the gradient merge needs.
 
 Parsing and applying maps needs only numpy, so jax is imported where the jax face is used:
 the finite-difference reference reads tie maps without loading jax.
@@ -13,6 +19,7 @@ the finite-difference reference reads tie maps without loading jax.
 from __future__ import annotations
 
 import re
+import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -23,8 +30,9 @@ IndexEntry = int | slice
 
 _NAMED_SPELLINGS = "'identity', 'transpose', 'adjoint'"
 _VALID_SPECS = (
-    f"{_NAMED_SPELLINGS}, an axes permutation such as (1, 0, 2), or an index expression such "
-    "as '[:3]', '[:, 2:5]', '[1]' or np.s_[:, 2:5]"
+    f"{_NAMED_SPELLINGS}, an axes permutation such as (1, 0, 2), an index expression such "
+    "as '[:3]', '[:, 2:5]', '[1]' or np.s_[:, 2:5], a scale such as 'scale(0.5)', or maps "
+    "joined by 'then' such as '[:, :3] then transpose'"
 )
 
 
@@ -37,6 +45,11 @@ class TieMap:
 
     #: Whether :meth:`inverse` recovers the source from a target.
     invertible: bool = True
+    #: Whether the target is the source itself (``"identity"``).
+    is_identity: bool = False
+    #: Whether the target is a view of the source's memory: its elements, rearranged or a
+    #: part of them, unscaled. A scale is not a view.
+    is_view: bool = True
 
     def apply(self, x: Any) -> Any:
         """Returns ``map(x)``: the target computed from source ``x``."""
@@ -63,12 +76,45 @@ class TieMap:
         """
         raise NotImplementedError
 
-    def accumulate(self, acc: Any, g: Any) -> Any:
-        """Returns ``acc + mapᵀ(g)``: a target gradient ``g`` added in source coordinates.
+    def adjoint(self, g: Any, source_shape: Sequence[int]) -> Any:
+        """Returns ``mapᵀ(g)``: a target-shaped gradient ``g`` in the source's coordinates.
 
-        An invertible map only rearranges elements, so its transpose is its inverse.
+        The adjoint satisfies ``<map(x), g> == <x, mapᵀ(g)>`` for every source ``x``: it is
+        the chain rule through the tie. A rearrangement's adjoint is its inverse; a partial
+        tie's puts ``g`` in its place among zeros; a scale multiplies by the same factor.
+
+        Args:
+            g: a target-shaped numpy or jax array.
+            source_shape: the source's shape.
+
+        Example:
+            >>> import numpy as np
+            >>> parse_map("[1:3]").adjoint(np.array([5.0, 6.0]), (4,))
+            array([0., 5., 6., 0.])
         """
-        return acc + match_sharding(self.inverse(g, acc.shape), acc)
+        return self.inverse(g, source_shape)
+
+    def accumulate(self, acc: Any, g: Any) -> Any:
+        """Returns ``acc + mapᵀ(g)``: a target gradient ``g`` added in source coordinates."""
+        return acc + match_sharding(self.adjoint(g, acc.shape), acc)
+
+    def then(self, other: Any) -> TieMap:
+        """Returns the map that applies this one, then ``other`` (any :func:`parse_map` spec).
+
+        Example:
+            >>> str(parse_map("[:, :3]").then("transpose"))
+            '[:, :3] then transpose'
+        """
+        return _compose((self, parse_map(other)))
+
+    def describe(self, source: str) -> str:
+        """Returns the target as an expression of ``source``, for messages.
+
+        Example:
+            >>> parse_map("[:, :3] then transpose then scale(0.5)").describe("embed")
+            '0.5 * embed[:, :3].T'
+        """
+        raise NotImplementedError
 
     def transposes(self, source_shape: Sequence[int]) -> bool:
         """Whether the map reorders a source of this shape in memory (a real transpose).
@@ -89,6 +135,8 @@ class TieMap:
 
 
 class _Identity(TieMap):
+    is_identity = True
+
     def apply(self, x: Any) -> Any:
         return x
 
@@ -97,6 +145,9 @@ class _Identity(TieMap):
 
     def inverse(self, y: Any, source_shape: Sequence[int] | None = None) -> Any:
         return y
+
+    def describe(self, source: str) -> str:
+        return source
 
     def __str__(self) -> str:
         return "identity"
@@ -121,6 +172,9 @@ class _Transpose(TieMap):
 
     def transposes(self, source_shape: Sequence[int]) -> bool:
         return _moves(source_shape, tuple(reversed(range(len(source_shape)))))
+
+    def describe(self, source: str) -> str:
+        return f"{_operand(source)}.T"
 
     def __str__(self) -> str:
         return "transpose"
@@ -150,6 +204,9 @@ class _Permute(TieMap):
 
     def transposes(self, source_shape: Sequence[int]) -> bool:
         return len(source_shape) == len(self.axes) and _moves(source_shape, self.axes)
+
+    def describe(self, source: str) -> str:
+        return f"{_operand(source)}.transpose({self})"
 
     def __str__(self) -> str:
         return "(" + ", ".join(map(str, self.axes)) + ("," if len(self.axes) == 1 else "") + ")"
@@ -183,6 +240,9 @@ class _Adjoint(TieMap):
 
     def transposes(self, source_shape: Sequence[int]) -> bool:
         return len(source_shape) == 2 and _moves(source_shape, (1, 0))
+
+    def describe(self, source: str) -> str:
+        return f"adjoint({source})"
 
     def __str__(self) -> str:
         return "adjoint"
@@ -240,13 +300,138 @@ class _Index(TieMap):
     def inverse(self, y: Any, source_shape: Sequence[int] | None = None) -> Any:
         raise ValueError(f"partial tie {self} is not invertible: the target is part of the source")
 
+    def adjoint(self, g: Any, source_shape: Sequence[int]) -> Any:
+        if _is_jax(g):
+            import jax.numpy as jnp
+
+            return jnp.zeros(tuple(source_shape), g.dtype).at[self._key()].set(g)
+        g = np.asarray(g)
+        out = np.zeros(tuple(source_shape), g.dtype)
+        out[self._key()] = g  # integers and slices pick each source element at most once
+        return out
+
     def accumulate(self, acc: Any, g: Any) -> Any:
         import jax.numpy as jnp
 
         return jnp.asarray(acc).at[self._key()].add(g)
 
+    def describe(self, source: str) -> str:
+        return f"{_operand(source)}{self}"
+
     def __str__(self) -> str:
         return "[" + ", ".join(_entry_str(e) for e in self.index) + "]"
+
+
+class _Scale(TieMap):
+    """``target == factor * source``: a linear tie that is not a view of memory."""
+
+    is_view = False
+
+    def __init__(self, factor: float) -> None:
+        factor = float(factor)
+        if not np.isfinite(factor) or factor == 0.0:
+            raise ValueError(
+                f"scale factor {factor} must be finite and non-zero: a tie to zeros carries no "
+                "gradient back"
+            )
+        self.factor = factor
+
+    def apply(self, x: Any) -> Any:
+        return x * self.factor
+
+    def out_shape(self, source_shape: Sequence[int]) -> Shape:
+        return tuple(source_shape)
+
+    def inverse(self, y: Any, source_shape: Sequence[int] | None = None) -> Any:
+        return y / self.factor
+
+    def adjoint(self, g: Any, source_shape: Sequence[int]) -> Any:
+        return g * self.factor
+
+    def describe(self, source: str) -> str:
+        return f"{self.factor!r} * {source}"
+
+    def __str__(self) -> str:
+        return f"scale({self.factor!r})"
+
+
+class _Compose(TieMap):
+    """Maps applied in turn, the first to the source: ``"[:, :3] then transpose"``."""
+
+    def __init__(self, parts: tuple[TieMap, ...]) -> None:
+        self.parts = parts
+        self.invertible = all(p.invertible for p in parts)
+        self.is_view = all(p.is_view for p in parts)
+
+    def apply(self, x: Any) -> Any:
+        for part in self.parts:
+            x = part.apply(x)
+        return x
+
+    def _shapes(self, source_shape: Sequence[int]) -> list[Shape]:
+        """The shape each part receives, then the target's."""
+        shapes = [tuple(source_shape)]
+        for part in self.parts:
+            shapes.append(part.out_shape(shapes[-1]))
+        return shapes
+
+    def out_shape(self, source_shape: Sequence[int]) -> Shape:
+        return self._shapes(source_shape)[-1]
+
+    def inverse(self, y: Any, source_shape: Sequence[int] | None = None) -> Any:
+        if not self.invertible:
+            raise ValueError(f"map {self} is not invertible: it contains a partial tie")
+        shapes: list[Any] = (
+            [None] * len(self.parts) if source_shape is None else self._shapes(source_shape)
+        )
+        for part, shape in zip(reversed(self.parts), reversed(shapes[:-1]), strict=True):
+            y = part.inverse(y, shape)
+        return y
+
+    def adjoint(self, g: Any, source_shape: Sequence[int]) -> Any:
+        shapes = self._shapes(source_shape)
+        for part, shape in zip(reversed(self.parts), reversed(shapes[:-1]), strict=True):
+            g = part.adjoint(g, shape)
+        return g
+
+    def accumulate(self, acc: Any, g: Any) -> Any:
+        # The first part accumulates, so a partial tie first in line stays a scatter-add.
+        first, rest = self.parts[0], _compose(self.parts[1:])
+        return first.accumulate(acc, rest.adjoint(g, first.out_shape(acc.shape)))
+
+    def transposes(self, source_shape: Sequence[int]) -> bool:
+        shapes = self._shapes(source_shape)
+        return any(p.transposes(s) for p, s in zip(self.parts, shapes, strict=False))
+
+    def describe(self, source: str) -> str:
+        for part in self.parts:
+            source = part.describe(source)
+        return source
+
+    def __str__(self) -> str:
+        return " then ".join(str(p) for p in self.parts)
+
+
+def _compose(parts: Sequence[TieMap]) -> TieMap:
+    """The composition of ``parts`` (nested compositions flattened, identities dropped)."""
+    flat: list[TieMap] = []
+    for part in parts:
+        flat.extend(part.parts if isinstance(part, _Compose) else (part,))
+    flat = [p for p in flat if not p.is_identity]
+    if not flat:
+        return _NAMED["identity"]
+    return flat[0] if len(flat) == 1 else _Compose(tuple(flat))
+
+
+def _operand(expression: str) -> str:
+    """``expression`` as the operand of a postfix (``.T``, ``[...]``): a product parenthesised."""
+    return f"({expression})" if " * " in expression else expression
+
+
+def _is_jax(x: Any) -> bool:
+    # jax is only imported where it is already loaded: numpy callers never load it.
+    jax = sys.modules.get("jax")
+    return jax is not None and isinstance(x, jax.Array)
 
 
 def _moves(shape: Sequence[int], axes: Sequence[int]) -> bool:
@@ -302,6 +487,7 @@ def _is_int(value: Any) -> bool:
 
 
 _INT = re.compile(r"^[+-]?\d+$")
+_SCALE = re.compile(r"^scale\((.*)\)$")
 
 
 def _parse_int(text: str, spec: str) -> int:
@@ -345,6 +531,9 @@ def parse_map(spec: Any) -> TieMap:
           ``"[1]"``, or index objects (a ``slice``, an ``int``, a tuple of slices and ints,
           ``np.s_[:, 2:5]``). A tuple of ints alone is read as a permutation; to select one
           element write the text ``"[1, 0]"``.
+        * ``"scale(0.5)"``: ``0.5 * x`` (a finite, non-zero factor).
+        * a composition, applied left to right: text joining maps with ``then``
+          (``"[:, :3] then transpose"``), or a list of specs (``["[:, :3]", "transpose"]``).
 
     Args:
         spec: one of the spellings above, or a map returned by this function.
@@ -363,6 +552,9 @@ def parse_map(spec: Any) -> TieMap:
         ('[:, 2:5]', (4, 3), (4, 3))
         >>> str(parse_map("transpose")), parse_map("transpose").invertible
         ('transpose', True)
+        >>> m = parse_map("[:, :3] then transpose then scale(0.5)")
+        >>> m.out_shape((4, 8)), m.describe("w"), m.is_view
+        ((3, 4), '0.5 * w[:, :3].T', False)
     """
     if isinstance(spec, TieMap):
         return spec
@@ -370,6 +562,17 @@ def parse_map(spec: Any) -> TieMap:
         text = spec.strip()
         if text in _NAMED:
             return _NAMED[text]
+        if " then " in f" {text} ":
+            parts = [p.strip() for p in f" {text} ".split(" then ")]
+            if any(not p for p in parts):
+                raise ValueError(f"map {spec!r} has an empty part; valid: {_VALID_SPECS}")
+            return _compose([parse_map(p) for p in parts])
+        scale = _SCALE.match(text)
+        if scale:
+            try:
+                return _Scale(float(scale.group(1)))
+            except ValueError as err:
+                raise ValueError(f"map {spec!r}: {err}") from None
         if text.startswith("[") and text.endswith("]"):
             return _parse_index(text)
         if text.startswith("(") and text.endswith(")"):
@@ -378,6 +581,8 @@ def parse_map(spec: Any) -> TieMap:
         raise ValueError(f"unknown map {spec!r}; valid: {_VALID_SPECS}")
     if isinstance(spec, tuple | list) and spec and all(_is_int(a) for a in spec):
         return _Permute(spec)
+    if isinstance(spec, list) and spec and all(isinstance(p, str | TieMap) for p in spec):
+        return _compose([parse_map(p) for p in spec])
     if isinstance(spec, tuple) and spec:
         return _Index(spec)
     if isinstance(spec, slice) or _is_int(spec):
