@@ -382,9 +382,9 @@ class _Compose(TieMap):
         if not self.invertible:
             raise ValueError(f"map {self} is not invertible: it contains a partial tie")
         shapes: list[Any] = (
-            [None] * len(self.parts) if source_shape is None else self._shapes(source_shape)
+            [None] * len(self.parts) if source_shape is None else self._shapes(source_shape)[:-1]
         )
-        for part, shape in zip(reversed(self.parts), reversed(shapes[:-1]), strict=True):
+        for part, shape in zip(reversed(self.parts), reversed(shapes), strict=True):
             y = part.inverse(y, shape)
         return y
 
