@@ -17,7 +17,15 @@ import numpy as np
 import optax
 import pytest
 
-from toolkit.transforms import Tie, materialize_ties, tie_drift, tied, tied_eval_params
+from toolkit.transforms import (
+    Tie,
+    TiedTarget,
+    materialize_ties,
+    tie_drift,
+    tied,
+    tied_eval_params,
+)
+from toolkit.transforms._paths import path_str
 
 VOCAB, DIM = 10, 4
 TIES = [Tie("embed.embedding", "head.kernel", "transpose")]
@@ -85,6 +93,10 @@ def _assert_matches_shared(actual: Any, expected: Any, rel: float = 1e-6) -> Non
     assert float(np.max(np.abs(expected["embed"]["embedding"] - start))) > 0.05
 
 
+def _is_target(x: Any) -> bool:
+    return isinstance(x, TiedTarget)
+
+
 def _flax_path_mask(params: Any) -> Any:
     """Weight decay on kernels and embeddings only, by path and rank, as flax users write it."""
     traverse_util = pytest.importorskip("flax.traverse_util")
@@ -111,18 +123,22 @@ def _ndim_mask(params: Any) -> Any:
     "mask", [_flax_path_mask, _haiku_mask, _ndim_mask], ids=["flax_path", "haiku_map", "ndim"]
 )
 def test_adamw_mask_callable_sees_every_leaf_and_matches_shared_model(mask: Callable) -> None:
-    seen_structures = []
+    seen_leaves = []
 
     def recording_mask(params: Any) -> Any:
-        seen_structures.append(jax.tree.structure(params))
+        with_paths = jax.tree_util.tree_flatten_with_path(params, is_leaf=_is_target)[0]
+        seen_leaves.append(tuple((path, x.shape, _is_target(x)) for path, x in with_paths))
         return mask(params)
 
     make = lambda m: optax.adamw(0.05, weight_decay=0.5, mask=m)  # noqa: E731
     expected, _ = _train(make(mask), shared_loss, shared_params(), steps=40)
     actual, _ = _train(tied(make(recording_mask), TIES), untied_loss, untied_params(), steps=40)
     _assert_matches_shared(actual, expected)
-    # Called at init and when update is traced, each time on the untied tree's structure.
-    assert seen_structures and set(seen_structures) == {jax.tree.structure(untied_params())}
+    # Called at init and when update is traced, each time with every leaf of the untied tree,
+    # the target as a TiedTarget of the target's shape.
+    untied = jax.tree_util.tree_flatten_with_path(untied_params())[0]
+    expected_leaves = tuple((path, x.shape, path_str(path) == "head.kernel") for path, x in untied)
+    assert seen_leaves and set(seen_leaves) == {expected_leaves}
 
 
 def test_adamw_mask_decays_only_what_it_selects() -> None:
@@ -148,7 +164,8 @@ def test_multi_transform_label_function_matches_shared_model() -> None:
     actual, state = _train(tied(make(), TIES), untied_loss, untied_params(), steps=40)
     _assert_matches_shared(actual, expected)
     adam_mu = state.inner_state.inner_states["adam"].inner_state[0].mu
-    assert adam_mu["head"]["kernel"].size == 0  # no state for the tied copy
+    assert isinstance(adam_mu["head"]["kernel"], TiedTarget)  # no state for the tied copy
+    assert jax.tree.leaves(adam_mu["head"]["kernel"]) == []
 
 
 def _lbfgs_run(loss: Callable, params: Any, tx: optax.GradientTransformation, steps: int) -> Any:

@@ -183,11 +183,9 @@ def _num_elements(tree: Any) -> int:
 def test_tied_state_has_as_many_elements_as_inner_on_shared_model(name: str) -> None:
     make = INNER_OPTIMIZERS[name]
     tied_state = tied(make(), EMBED_TIE).init(_untied(_shared_params()))
-    # Adafactor keeps two 1-element dummies (v_row, v_col) for every unfactored leaf, the
-    # target's zero-element placeholder included.
-    per_leaf_dummies = 2 if name == "adafactor" else 0
+    # Targets are removed, so not even Adafactor's 1-element per-leaf dummies are kept.
     shared_elements = _num_elements(make().init(_shared_params()))
-    assert _num_elements(tied_state) == shared_elements + per_leaf_dummies
+    assert _num_elements(tied_state) == shared_elements
     assert _num_elements(tied_state) < _num_elements(make().init(_untied(_shared_params())))
 
 

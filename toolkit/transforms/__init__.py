@@ -26,10 +26,12 @@ if TYPE_CHECKING:
     from toolkit.transforms._materialize import materialize_ties, tie_drift
     from toolkit.transforms._tie import Tie
     from toolkit.transforms._tied import TiedState, merge_tied_gradients, tied, tied_eval_params
+    from toolkit.transforms._tied_target import TiedTarget
 
 # Public name → the submodule defining it; these need jax, so they load on first access.
 _JAX_EXPORTS = {
     "TiedState": "_tied",
+    "TiedTarget": "_tied_target",
     "merge_tied_gradients": "_tied",
     "tied": "_tied",
     "tied_eval_params": "_tied",
@@ -45,6 +47,7 @@ __all__ = [
     "Tie",
     "TieMap",
     "TiedState",
+    "TiedTarget",
     "detect_ties",
     "materialize_ties",
     "merge_tied_gradients",

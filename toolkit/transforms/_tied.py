@@ -15,6 +15,7 @@ from toolkit.transforms._merge import broadcast_leaves, merge_leaves
 from toolkit.transforms._paths import path_str
 from toolkit.transforms._plan import Link, Plan, leaf_dtype, resolve
 from toolkit.transforms._tie import Tie
+from toolkit.transforms._tied_target import TiedTarget
 
 
 def merge_tied_gradients(ties: Sequence[Tie]) -> optax.GradientTransformation:
@@ -133,11 +134,12 @@ def check_ties_hold(params: Any, plan: Plan) -> None:
 
 
 class TiedState(NamedTuple):
-    """State of :func:`tied`: the inner optimizer's state on the placeholder tree.
+    """State of :func:`tied`: the inner optimizer's state on the params without their targets.
 
-    The inner optimizer sees the params' own tree structure, with each tie target replaced by a
-    zero-element placeholder (see :func:`tied`), so its state holds nothing for targets. The
-    one exception is a line search's stored gradient (a ``grad`` field, what
+    The inner optimizer sees the params' own tree structure with each tie target replaced by a
+    :class:`TiedTarget` node (see :func:`tied`), so its state holds nothing for targets: where
+    plain ``inner`` would keep a target's slot, this state holds the target's ``TiedTarget``.
+    The one exception is a line search's stored gradient (a ``grad`` field, what
     ``optax.value_and_grad_from_state`` reads): it is kept in the params' full shape, with
     zero at the targets, so that it can be passed back to ``update`` like ``jax.grad``'s.
     """
@@ -145,20 +147,27 @@ class TiedState(NamedTuple):
     inner_state: Any
 
 
-def _placeholder(leaf: Any) -> jax.Array:
-    # Zero elements, the leaf's dtype and (for arrays) its rank: callbacks that branch on
-    # ``ndim`` see the target's rank, and no optimizer state is kept for it.
-    shape = tuple(np.shape(leaf))
-    return jnp.zeros((0, *shape[1:]) if shape else (0,), leaf_dtype(leaf))
+def without_targets(leaves: Sequence[Any], plan: Plan) -> list[Any]:
+    """Returns ``leaves`` with every tie target replaced by its :class:`TiedTarget` node."""
+    out = list(leaves)
+    for link in plan.links:
+        value = leaf_values([out[link.target]])[0]
+        out[link.target] = TiedTarget(link.target_path, np.shape(value), leaf_dtype(value))
+    return out
 
 
-def _on_placeholders(leaves: Sequence[Any], plan: Plan) -> list[Any]:
-    return [_placeholder(x) if i in plan.targets else x for i, x in enumerate(leaves)]
+def _fits(tree: Any, plan: Plan) -> bool:
+    # Whether tree has the params' structure (a TiedTarget counts as the leaf it stands for).
+    try:
+        plan.treedef.flatten_up_to(tree)
+    except (ValueError, TypeError):
+        return False
+    return True
 
 
-def _full_from_placeholders(view: Any, plan: Plan, like: Sequence[Any]) -> Any:
-    leaves = plan.treedef.flatten_up_to(view)
-    return plan.treedef.unflatten(broadcast_leaves(leaves, plan, like))
+def with_targets(tree: Any, plan: Plan, like: Sequence[Any]) -> Any:
+    """Returns the inner optimizer's ``tree`` with every target written as ``map(source)``."""
+    return plan.treedef.unflatten(broadcast_leaves(plan.treedef.flatten_up_to(tree), plan, like))
 
 
 def _has_grad_field(node: Any) -> bool:
@@ -168,9 +177,7 @@ def _has_grad_field(node: Any) -> bool:
 
 def _map_stored_grads(state: Any, plan: Plan, fn: Callable[[list[Any]], list[Any]]) -> Any:
     def visit(node: Any) -> Any:
-        if not _has_grad_field(node) or node.grad is None:
-            return node
-        if jax.tree.structure(node.grad) != plan.treedef:
+        if not _has_grad_field(node) or node.grad is None or not _fits(node.grad, plan):
             return node
         leaves = plan.treedef.flatten_up_to(node.grad)
         return node._replace(grad=plan.treedef.unflatten(fn(leaves)))
@@ -183,27 +190,39 @@ def _zero_targets(leaves: Sequence[Any], plan: Plan) -> list[Any]:
     # merges it to the same total, as it does jax.grad's split gradient.
     out = list(leaves)
     for link in plan.links:
-        source = out[link.source]
-        out[link.target] = jnp.zeros(link.map.out_shape(np.shape(source)), leaf_dtype(source))
+        node = out[link.target]
+        out[link.target] = jnp.zeros(node.shape, node.dtype)
     return out
 
 
 def _inner_extra_args(extra_args: dict[str, Any], plan: Plan, like: Sequence[Any]) -> dict:
-    """Line-search arguments in the inner optimizer's coordinates."""
-    out = dict(extra_args)
-    value_fn = out.get("value_fn")
-    if callable(value_fn):
+    """The extra arguments of ``update`` in the inner optimizer's coordinates.
 
-        def value_fn_on_placeholders(params: Any, *args: Any, **kwargs: Any) -> Any:
-            # The line search evaluates candidates on the placeholder tree; the user's function
-            # gets full params, each target written from its source.
-            return value_fn(_full_from_placeholders(params, plan, like), *args, **kwargs)
-
-        out["value_fn"] = value_fn_on_placeholders
-    if out.get("grad") is not None:
-        grad = merge_leaves(plan.treedef.flatten_up_to(out["grad"]), plan)
-        out["grad"] = plan.treedef.unflatten(_on_placeholders(grad, plan))
+    A callable (``value_fn``, Sophia's ``obj_fn``) is a function of params: the inner
+    optimizer calls it on its tree, and the user's function gets full params, each target
+    written from its source, so its gradient is the merged one. A pytree with the params'
+    structure loses its targets; ``grad`` is a gradient, so it is merged first. Anything else
+    (values, keys, pytrees of another structure) passes unchanged.
+    """
+    out = {}
+    for name, arg in extra_args.items():
+        if callable(arg):
+            out[name] = _on_full_params(arg, plan, like)
+        elif arg is not None and _fits(arg, plan):
+            leaves = plan.treedef.flatten_up_to(arg)
+            if name == "grad":
+                leaves = merge_leaves(leaves, plan)
+            out[name] = plan.treedef.unflatten(without_targets(leaves, plan))
+        else:
+            out[name] = arg
     return out
+
+
+def _on_full_params(fn: Callable[..., Any], plan: Plan, like: Sequence[Any]) -> Callable:
+    def on_inner_tree(params: Any, *args: Any, **kwargs: Any) -> Any:
+        return fn(with_targets(params, plan, like), *args, **kwargs)
+
+    return on_inner_tree
 
 
 def tied(
@@ -212,29 +231,30 @@ def tied(
     """Optimises tied parameters once per tie group, keeping every tie exact.
 
     Each step: merge the group's gradients into its source (as :func:`merge_tied_gradients`),
-    run ``inner`` on the params' tree with every target replaced by a zero-element placeholder
-    (the target's shape with its first axis 0), then write each source's update to its targets
-    through the map. ``inner`` therefore holds exactly the arrays of the shared (one leaf per
-    real parameter) model: one optimizer state per real parameter, global-norm clipping and
-    weight decay count each parameter once, and the result equals running ``inner`` on the
-    shared model. (Only fixed-size slots that an optimizer keeps per leaf remain for a target,
-    such as Adafactor's two 1-element dummies for an unfactored leaf.) Since targets receive
-    exactly ``map(update of source)``, a tie that holds at ``init`` holds after every step,
-    whatever ``inner`` does. (Applying the updates can still leave last-bit differences: XLA on
-    CPU may contract ``p + u`` into a fused multiply-add in the loop that updates the source and
-    not in the one that updates a target, e.g. a short slice. :func:`materialize_ties` resets
-    targets from sources when that matters.)
+    run ``inner`` on the params' tree with every target removed (replaced by a
+    :class:`TiedTarget`, an empty pytree node like ``None``), then write each source's update
+    to its targets through the map. ``inner`` therefore holds exactly the arrays of the shared
+    (one leaf per real parameter) model: one optimizer state per real parameter, global-norm
+    clipping and weight decay count each parameter once, and the result equals running
+    ``inner`` on the shared model. Since targets receive exactly ``map(update of source)``, a
+    tie that holds at ``init`` holds after every step, whatever ``inner`` does. (Applying the
+    updates can still leave last-bit differences: XLA on CPU may contract ``p + u`` into a
+    fused multiply-add in the loop that updates the source and not in the one that updates a
+    target, e.g. a short slice. :func:`materialize_ties` resets targets from sources when that
+    matters.)
 
     Callbacks of ``inner`` see the params' own tree structure: mask and label functions
     (``optax.adamw(mask=...)``, ``optax.masked``, ``optax.multi_transform``) get every leaf,
-    a target as a zero-element array of its dtype and rank (what they decide for it does not
-    matter: its update is its source's). A line search's ``value_fn`` passed to ``update``
-    (``optax.lbfgs``) is called with full params, each target written from its source; a
-    ``grad`` passed with it is merged like the updates, and the gradient the line search
-    stores keeps the full shape (zero at the targets), so ``optax.value_and_grad_from_state``
-    works on the tied state. For schedule-free optimizers, :func:`tied_eval_params` gives the
-    evaluation params. Transforms that reduce each leaf with ``max`` (``optax.sm3``) reject
-    the zero-element placeholders.
+    a target as its ``TiedTarget``, which has the target's ``shape``, ``ndim``, ``size`` and
+    ``dtype`` (what they decide for it does not matter: its update is its source's). Extra
+    arguments of ``update`` are translated: a callable (a line search's ``value_fn``,
+    Sophia's ``obj_fn``) is called with full params, each target written from its source; a
+    ``grad`` is merged like the updates; any other pytree shaped like the params loses its
+    targets. The gradient a line search stores keeps the full shape (zero at the targets), so
+    ``optax.value_and_grad_from_state`` works on the tied state, and ``optax.tree_map_params``
+    maps the state's slots of the sources. For schedule-free optimizers,
+    :func:`tied_eval_params` gives the evaluation params; :func:`untie` and :func:`retie`
+    convert the state to and from the state of ``inner`` on the untied tree.
 
     ``init`` checks, on concrete params, that every tie holds exactly (``target ==
     map(source)``) and raises ``ValueError`` naming a false one and its largest difference;
@@ -262,6 +282,8 @@ def tied(
         >>> params = {"embed": w, "unembed": w.T}
         >>> tx = tied(optax.adam(0.1), [Tie("embed", "unembed", "transpose")])
         >>> state = tx.init(params)
+        >>> state.inner_state[0].mu["unembed"]
+        TiedTarget('unembed', shape=(3, 2), dtype=float32)
         >>> grads = {"embed": jnp.ones((2, 3)), "unembed": jnp.ones((3, 2))}
         >>> updates, state = tx.update(grads, state, params)
         >>> params = optax.apply_updates(params, updates)
@@ -272,10 +294,14 @@ def tied(
     inner = optax.with_extra_args_support(inner)
 
     def init_fn(params: optax.Params) -> TiedState:
+        if not jax.tree.leaves(params):
+            # A tree without leaves holds no ties: optax.tree_map_params calls init with one
+            # placeholder object to find which parts of the state are shaped like the params.
+            return TiedState(inner.init(params))
         plan = resolve(ties, params)
         check_ties_hold(params, plan)
         leaves = plan.treedef.flatten_up_to(params)
-        inner_state = inner.init(plan.treedef.unflatten(_on_placeholders(leaves, plan)))
+        inner_state = inner.init(plan.treedef.unflatten(without_targets(leaves, plan)))
         return TiedState(_map_stored_grads(inner_state, plan, lambda g: _zero_targets(g, plan)))
 
     def update_fn(
@@ -290,14 +316,12 @@ def tied(
         inner_params = (
             None
             if params is None
-            else plan.treedef.unflatten(_on_placeholders(plan.treedef.flatten_up_to(params), plan))
+            else plan.treedef.unflatten(without_targets(plan.treedef.flatten_up_to(params), plan))
         )
-        inner_state = _map_stored_grads(
-            state.inner_state, plan, lambda g: _on_placeholders(g, plan)
-        )
+        inner_state = _map_stored_grads(state.inner_state, plan, lambda g: without_targets(g, plan))
         merged = with_values(merge_leaves(values, plan), leaves)
         inner_updates, inner_state = inner.update(
-            plan.treedef.unflatten(_on_placeholders(merged, plan)),
+            plan.treedef.unflatten(without_targets(merged, plan)),
             inner_state,
             inner_params,
             **_inner_extra_args(extra_args, plan, values),
@@ -314,8 +338,8 @@ def tied_eval_params(state: TiedState, params: optax.Params, ties: Sequence[Tie]
     """Evaluation params of a schedule-free optimizer run inside :func:`tied`.
 
     ``optax.contrib.schedule_free_eval_params(state, params)`` reads the schedule-free state,
-    which ``tied`` wraps; this applies it to the inner state and the placeholder tree, and
-    writes each target from its source's evaluation params.
+    which ``tied`` wraps; this applies it to the inner state and the params without their
+    targets, and writes each target from its source's evaluation params.
 
     Args:
         state: the state of ``tied(optax.contrib.schedule_free_*(...), ties)``.
@@ -340,6 +364,6 @@ def tied_eval_params(state: TiedState, params: optax.Params, ties: Sequence[Tie]
     """
     plan = resolve(ties, params)
     leaves = plan.treedef.flatten_up_to(params)
-    on_placeholders = plan.treedef.unflatten(_on_placeholders(leaves, plan))
-    eval_params = optax.contrib.schedule_free_eval_params(state.inner_state, on_placeholders)
-    return _full_from_placeholders(eval_params, plan, leaves)
+    inner_params = plan.treedef.unflatten(without_targets(leaves, plan))
+    eval_params = optax.contrib.schedule_free_eval_params(state.inner_state, inner_params)
+    return with_targets(eval_params, plan, leaves)
