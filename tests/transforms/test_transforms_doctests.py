@@ -13,6 +13,7 @@ from toolkit.transforms import (
     _checkpoint,
     _detect,
     _leaves,
+    _loss_side,
     _maps,
     _materialize,
     _merge,
@@ -34,6 +35,7 @@ MODULES = [
     _tied,
     _detect,
     _checkpoint,
+    _loss_side,
 ]
 
 

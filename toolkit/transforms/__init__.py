@@ -23,6 +23,7 @@ from toolkit.transforms._maps import TieMap, parse_map
 if TYPE_CHECKING:
     from toolkit.transforms._checkpoint import restore_targets, strip_targets
     from toolkit.transforms._detect import detect_ties
+    from toolkit.transforms._loss_side import loss_on_sources
     from toolkit.transforms._materialize import materialize_ties, tie_drift
     from toolkit.transforms._tie import Tie
     from toolkit.transforms._tied import TiedState, merge_tied_gradients, tied, tied_eval_params
@@ -37,6 +38,7 @@ _JAX_EXPORTS = {
     "tied_eval_params": "_tied",
     "Tie": "_tie",
     "detect_ties": "_detect",
+    "loss_on_sources": "_loss_side",
     "restore_targets": "_checkpoint",
     "strip_targets": "_checkpoint",
     "materialize_ties": "_materialize",
@@ -49,6 +51,7 @@ __all__ = [
     "TiedState",
     "TiedTarget",
     "detect_ties",
+    "loss_on_sources",
     "materialize_ties",
     "merge_tied_gradients",
     "parse_map",
