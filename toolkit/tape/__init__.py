@@ -19,10 +19,10 @@ Example:
 """
 
 from toolkit.tape import numpy
-from toolkit.tape._core import REGISTRY, Array, array, defvjp, defvjp_argnum, primitive
+from toolkit.tape._core import REGISTRY, Array, defvjp, defvjp_argnum, primitive
 from toolkit.tape._gradient import ALIAS_POLICIES, gradient, jacobian, pullback, withgradient
 from toolkit.tape._params import AliasWarning, Grads, Params
-from toolkit.tape.numpy import UnsupportedFunctionError, adjoint
+from toolkit.tape.numpy import UnsupportedFunctionError, adjoint, array
 
 __all__ = [
     "ALIAS_POLICIES",
