@@ -5,7 +5,11 @@ embedding) and a transpose tie (a ``(dim, vocab)`` output kernel):
   * ``tied(adam)`` on the untied tree (embedding + its copy) against ``adam`` on the shared tree
     (the embedding once) and against plain ``adam`` on the untied tree;
   * the optimizer state bytes of all three;
-  * the bytes-moved floor those ratios are bounded by (weight-sized arrays read or written).
+  * the bytes-moved floor those ratios are bounded by (weight-sized arrays read or written);
+  * the loss-side path (:func:`toolkit.transforms.loss_on_sources`: ``adam`` on the sources,
+    each target computed inside the loss) against ``adam`` on the shared model, for a whole
+    training step (gradient of a small language-model loss, update, apply), with
+    ``tied(adam)`` on the untied tree beside them.
 
 A step is ``update`` + ``apply_updates`` under ``jax.jit`` with params and state donated, timed
 with ``block_until_ready`` after warmup; the figure is the median (and min) of the repeats,
@@ -32,7 +36,7 @@ import optax
 # Runs from a plain checkout, without installing the package.
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from toolkit.transforms import Tie, tied
+from toolkit.transforms import Tie, loss_on_sources, strip_targets, tied
 
 F32_BYTES = 4
 
@@ -94,12 +98,85 @@ def _runs(vocab: int, dim: int, map_: str) -> dict[str, _Run]:
     }
 
 
+class _TrainRun:
+    """A whole training step of one loss and optimizer, params and state donated."""
+
+    def __init__(
+        self, tx: optax.GradientTransformation, params: Any, loss_fn: Callable[..., Any]
+    ) -> None:
+        self.state = tx.init(params)
+        self.state_bytes = sum(x.nbytes for x in jax.tree.leaves(self.state))
+        self.params = jax.tree.map(jnp.copy, params)
+        self.times: list[float] = []
+
+        def step(params: Any, state: Any) -> tuple[Any, Any]:
+            grads = jax.grad(loss_fn)(params)
+            updates, state = tx.update(grads, state, params)
+            return optax.apply_updates(params, updates), state
+
+        self.step = jax.jit(step, donate_argnums=(0, 1))
+
+    def __call__(self) -> float:
+        start = time.perf_counter()
+        self.params, self.state = self.step(self.params, self.state)
+        jax.block_until_ready((self.params, self.state))
+        return time.perf_counter() - start
+
+
+def _loss_side_runs(vocab: int, dim: int, map_: str, batch: int) -> dict[str, _TrainRun]:
+    key_w, key_tokens = jax.random.split(jax.random.key(1))
+    w = jax.random.normal(key_w, (vocab, dim), jnp.float32) / 8
+    tokens = jax.random.randint(key_tokens, (batch + 1,), 0, vocab)
+    tie = Tie("embed", "unembed", map_)
+
+    def untied_loss(params: Any) -> jax.Array:
+        hidden = jnp.tanh(params["embed"][tokens[:-1]])
+        unembed = params["unembed"]
+        logits = hidden @ (unembed if map_ == "transpose" else unembed.T)
+        return optax.softmax_cross_entropy_with_integer_labels(logits, tokens[1:]).mean()
+
+    def shared_loss(params: Any) -> jax.Array:  # the copy computed inside, by hand
+        return untied_loss({**params, "unembed": tie.map.apply(params["embed"])})
+
+    untied = {"embed": w, "unembed": tie.map.apply(w)}
+    return {
+        "loss-side adam, sources": _TrainRun(
+            optax.adam(1e-3), strip_targets(untied, [tie]), loss_on_sources(untied_loss, [tie])
+        ),
+        "adam, shared model": _TrainRun(optax.adam(1e-3), {"embed": w}, shared_loss),
+        "tied(adam), untied tree": _TrainRun(tied(optax.adam(1e-3), [tie]), untied, untied_loss),
+    }
+
+
+def loss_side(vocab: int, dim: int, batch: int, repeats: int, warmup: int) -> None:
+    """Prints the loss-side path's whole training step against the shared model's."""
+    print(f"\nloss-side path: whole training step, {batch} tokens a step")
+    for map_ in ("identity", "transpose"):
+        runs = _loss_side_runs(vocab, dim, map_, batch)
+        _measure(runs, repeats, warmup)
+        shared_time = statistics.median(runs["adam, shared model"].times)
+        print(f"\ntie map {map_!r}")
+        print(f"{'optimizer':<26}{'step ms':>16}{'state MiB':>11}{'this ÷ shared':>15}")
+        for name, run in runs.items():
+            median = statistics.median(run.times)
+            print(
+                f"{name:<26}{median * 1e3:>8.1f} ({min(run.times) * 1e3:>5.1f})"
+                f"{run.state_bytes / 2**20:>11.1f}{median / shared_time:>15.2f}"
+            )
+        del runs
+    print(
+        "\nbytes-moved floor of the loss-side path: the shared model's own program, so "
+        "loss-side ÷ shared >= 1.0"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--vocab", type=int, default=32768)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=3)
+    parser.add_argument("--batch", type=int, default=16, help="tokens a loss-side step")
     args = parser.parse_args()
 
     print(
@@ -132,6 +209,7 @@ def main() -> None:
         "\nbytes-moved floor, in weight-sized arrays per step: shared 7, tied 10, untied 14, "
         "so tied ÷ shared >= 1.43 and tied ÷ untied >= 0.71"
     )
+    loss_side(args.vocab, args.dim, args.batch, args.repeats, args.warmup)
     print("load average at end: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()))
 
 
