@@ -117,9 +117,12 @@ def test_grads_arithmetic_map_and_copy() -> None:
     c = a.copy()
     c[x][0] = 100.0
     assert a[x][0] == 2.0
-    other = tp.gradient(lambda: tnp.sum(x), tp.Params([x, y]))
-    with pytest.raises(ValueError, match="same Params"):
-        _ = a + other
+    # Equal Params built separately (in any order) add up, as in Zygote; other params do not.
+    other = tp.gradient(lambda: tnp.sum(x), tp.Params([y, x]))
+    np.testing.assert_array_equal((a + other)[x], [3.0, 5.0])
+    assert (a + other)[y] is None
+    with pytest.raises(ValueError, match="same params"):
+        _ = a + tp.gradient(lambda: tnp.sum(x), tp.Params([x]))
 
 
 def test_gradients_are_fresh_unaliased_arrays() -> None:

@@ -20,7 +20,14 @@ Example:
 
 from toolkit.tape import numpy
 from toolkit.tape._core import REGISTRY, Array, defvjp, defvjp_argnum, primitive
-from toolkit.tape._gradient import ALIAS_POLICIES, gradient, jacobian, pullback, withgradient
+from toolkit.tape._gradient import (
+    ALIAS_POLICIES,
+    gradient,
+    jacobian,
+    pullback,
+    withgradient,
+    withjacobian,
+)
 from toolkit.tape._params import AliasWarning, Grads, Params
 from toolkit.tape.numpy import UnsupportedFunctionError, adjoint, array
 
@@ -42,4 +49,5 @@ __all__ = [
     "primitive",
     "pullback",
     "withgradient",
+    "withjacobian",
 ]

@@ -187,7 +187,13 @@ def pullback(f: Callable[[], Any], params: Params | Iterable[Array], *,
         out = f()
     finally:
         set_trace(prev)
-    value = out._data.copy() if isinstance(out, Array) else out
+    if isinstance(out, tuple | list | dict):
+        raise TypeError(
+            f"f returned a {type(out).__name__}, but the tape differentiates one output "
+            f"array; return the array alone, or, for a loss with auxiliary outputs, return "
+            f"(loss, aux...) to withgradient, which differentiates the first element and "
+            f"returns the rest (Zygote's convention)")
+    value = _value(out)
     differentiable = isinstance(out, Array) and out.dtype.kind == "f"
     sink = tr.sink_of(out) if differentiable else None
 
@@ -197,6 +203,11 @@ def pullback(f: Callable[[], Any], params: Params | Iterable[Array], *,
         return result.identity() if alias == "identity" else result.storage()
 
     return value, back
+
+
+def _value(out: Any) -> Any:
+    """An output as NumPy: an Array's values copied, anything else as it is."""
+    return out._data.copy() if isinstance(out, Array) else out
 
 
 def _seed(out: Array, seed: Any) -> np.ndarray:
@@ -217,14 +228,42 @@ def withgradient(f: Callable[[], Any], params: Params | Iterable[Array], *,
                  alias: str = "identity") -> tuple[Any, Grads]:
     """``f()``'s value and its gradient w.r.t. ``params`` (``f`` must return a scalar).
 
+    As in Zygote, ``f`` may return a tuple ``(loss, aux...)``: the gradient is that of the
+    first element, and the value is the whole tuple (its arrays as NumPy), so auxiliary
+    outputs come back without a second call.
+
+    Raises:
+        ValueError: the (first) output is not a scalar.
+        TypeError: ``f`` returned an empty tuple, a list or a dict.
+
     Example:
         >>> import toolkit.tape as tp
         >>> x = tp.array([3.0])
         >>> v, gs = withgradient(lambda: tp.numpy.sum(x * x), tp.Params([x]))
         >>> float(v), gs[x]
         (9.0, array([6.]))
+        >>> (loss, aux), gs = withgradient(lambda: (tp.numpy.sum(x * x), x + 1), [x])
+        >>> float(loss), aux, gs[x]
+        (9.0, array([4.]), array([6.]))
     """
-    value, back = pullback(f, params, alias=alias)
+    outputs: list[tuple[Any, ...]] = []
+
+    def first() -> Any:
+        out = f()
+        if not isinstance(out, tuple):
+            return out
+        if not out:
+            raise TypeError("f returned an empty tuple; withgradient differentiates the first "
+                            "element of (loss, aux...)")
+        outputs.append(out)
+        return out[0]
+
+    value, back = pullback(first, params, alias=alias)
+    if outputs:
+        whole = outputs[0]
+        # A namedtuple keeps its type (Zygote differentiates a NamedTuple's first field too).
+        parts = [_value(o) for o in whole]
+        value = type(whole)(*parts) if hasattr(whole, "_fields") else tuple(parts)
     return value, back()
 
 
@@ -240,6 +279,11 @@ def gradient(f: Callable[[], Any], params: Params | Iterable[Array], *,
     Returns:
         :class:`Grads`; an unused param's entry is ``None``.
 
+    Raises:
+        TypeError: ``f`` returned a tuple (or list or dict): use :func:`withgradient` for a
+            loss with auxiliary outputs.
+        ValueError: the output is not a scalar.
+
     Example:
         >>> import toolkit.tape as tp
         >>> x = tp.array([1.0]); xt = tp.adjoint(x)
@@ -247,14 +291,15 @@ def gradient(f: Callable[[], Any], params: Params | Iterable[Array], *,
         >>> gs[x], gs[xt]
         (array([2.]), array([[2.]]))
     """
-    return withgradient(f, params, alias=alias)[1]
+    return pullback(f, params, alias=alias)[1]()
 
 
 def jacobian(f: Callable[[], Any], params: Params | Iterable[Array], *,
              alias: str = "identity") -> Grads:
     """The Jacobian of ``f()`` w.r.t. each param, shaped ``out.shape + param.shape``.
 
-    One backward pass per output element (the tape is recorded once).
+    One backward pass per output element (the tape is recorded once). A param ``f`` does not
+    use gets zeros, as in Zygote.
 
     Example:
         >>> import toolkit.tape as tp
@@ -262,6 +307,21 @@ def jacobian(f: Callable[[], Any], params: Params | Iterable[Array], *,
         >>> jacobian(lambda: x * x, tp.Params([x]))[x]
         array([[2., 0.],
                [0., 4.]])
+    """
+    return withjacobian(f, params, alias=alias)[1]
+
+
+def withjacobian(f: Callable[[], Any], params: Params | Iterable[Array], *,
+                 alias: str = "identity") -> tuple[Any, Grads]:
+    """``f()``'s value and its :func:`jacobian` (Zygote's ``withjacobian``).
+
+    Example:
+        >>> import toolkit.tape as tp
+        >>> x, unused = tp.array([1.0, 2.0]), tp.array([5.0])
+        >>> value, jac = withjacobian(lambda: 3 * x, tp.Params([x, unused]))
+        >>> value, jac[unused]
+        (array([3., 6.]), array([[0.],
+               [0.]]))
     """
     value, back = pullback(f, params, alias=alias)
     shape = np.shape(value)
@@ -272,16 +332,20 @@ def jacobian(f: Callable[[], Any], params: Params | Iterable[Array], *,
         seed.flat[k] = 1
         rows.append(back(seed))
     first = rows[0] if rows else back(np.zeros(shape, dtype=dtype))
-    values = {id(p): _stack([r[p] for r in rows], shape) for p in first.params}
+    values = {id(p): _stack([r[p] for r in rows], shape, p) for p in first.params}
     glob = {k: _stack([r.globals.get(k) for r in rows], shape) for k in first.globals}
-    return Grads(first.params, values, glob, alias)
+    return value, Grads(first.params, values, glob, alias)
 
 
-def _stack(gs: list[Grad], shape: tuple[int, ...]) -> Grad:
-    """Stacks per-output-element gradients into ``shape + grad shape`` (``None`` as zeros)."""
+def _stack(gs: list[Grad], shape: tuple[int, ...], param: Array | None = None) -> Grad:
+    """Stacks per-output-element gradients into ``shape + grad shape`` (``None`` as zeros).
+
+    With no gradient at all, a param gets zeros shaped ``shape + param.shape``; a global
+    entry (no param) stays ``None``.
+    """
     present = [g for g in gs if g is not None]
     if not present:
-        return None
+        return None if param is None else np.zeros(shape + param.shape, dtype=param.dtype)
     if isinstance(present[0], dict):
         keys = present[0].keys()
         return {k: _stack([g.get(k) if g else None for g in gs], shape) for k in keys}

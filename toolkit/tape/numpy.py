@@ -17,9 +17,13 @@ Example:
 
 from __future__ import annotations
 
+import builtins
+import operator
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy.lib.array_utils import normalize_axis_index as _axis_index
 
 from toolkit.tape import _core
 from toolkit.tape._core import (
@@ -861,26 +865,45 @@ def _einsum_vjp(i: int, subscripts: str, operands: tuple[Any, ...]) -> Any:
     return vjp
 
 
-def _einsum(subscripts: Any, *operands: Any, **kwargs: Any) -> Any:
-    if not isinstance(subscripts, str):
-        raise TypeError("toolkit.tape.numpy.einsum takes a subscripts string first, as in "
-                        "einsum('ij,jk->ik', a, b); the (operand, sublist, ...) form is not "
-                        "supported")
-    return np.einsum(subscripts, *operands, **kwargs)
-
-
-einsum = primitive(_einsum, "einsum")
-einsum.__doc__ = """NumPy's ``einsum`` with the subscripts string (explicit, implicit or ``...``).
-
-Each operand's gradient is an einsum of the cotangent with the other operands.
-
-Example:
-    >>> einsum("ij,j->i", array([[1.0, 2.0]]), np.ones(2)).numpy()
-    array([3.])
-"""
+_einsum = primitive(np.einsum, "einsum")
 # The VJPs read every operand (NumPy's einsum takes at most 64).
-defvjp_argnum(einsum, lambda i, ans, subscripts, *operands, **kw:
+defvjp_argnum(_einsum, lambda i, ans, subscripts, *operands, **kw:
               _einsum_vjp(i - 1, subscripts, operands), saves=tuple(range(1, 65)))
+
+
+def _sublist_labels(sublist: Any) -> str:
+    """An einsum sublist (``[0, 1]``, ``[..., 0]``) in letters (``"ab"``, ``"...a"``)."""
+    letters = []
+    for k in sublist:
+        if k is Ellipsis:
+            letters.append("...")
+        elif isinstance(k, int | np.integer) and 0 <= k < len(_LABELS):
+            letters.append(_LABELS[k])
+        else:
+            raise ValueError(f"an einsum sublist holds integers in [0, {len(_LABELS)}) and "
+                             f"Ellipsis; got {sublist!r}")
+    return "".join(letters)
+
+
+def einsum(*operands: Any, **kwargs: Any) -> Array:
+    """NumPy's ``einsum``: a subscripts string (explicit, implicit or with ``...``) followed by
+    the operands, or the sublist form ``einsum(a, [0, 1], b, [1, 2], [0, 2])``.
+
+    Each operand's gradient is an einsum of the cotangent with the other operands.
+
+    Example:
+        >>> einsum("ij,j->i", array([[1.0, 2.0]]), np.ones(2)).numpy()
+        array([3.])
+        >>> einsum(array([[1.0, 2.0]]), [0, 1], np.ones(2), [1], [0]).numpy()
+        array([3.])
+    """
+    if operands and not isinstance(operands[0], str):
+        # (operand, sublist) pairs, then an optional output sublist: spelled as subscripts.
+        pairs = operands[:len(operands) - len(operands) % 2]
+        inputs = ",".join(_sublist_labels(s) for s in pairs[1::2])
+        output = "->" + _sublist_labels(operands[-1]) if len(operands) % 2 else ""
+        operands = (inputs + output, *pairs[0::2])
+    return _einsum(*operands, **kwargs)
 
 
 def _tensordot_axes(a: Any, b: Any, axes: Any) -> tuple[list[int], list[int]]:
@@ -1115,6 +1138,553 @@ def hstack(tup: Any) -> Array:
     return concatenate(arrays, axis=0 if _ndim(arrays[0]) == 1 else 1)
 
 
+# --- the rest of NumPy's array functions: elementwise, shape, stacking, ranges, index tricks ---
+
+exp2 = primitive(np.exp2, "exp2")
+defvjp(exp2, lambda ans, x: lambda g: g * ans * np.log(2), saves=())
+
+fabs = primitive(np.fabs, "fabs")
+defvjp(fabs, lambda ans, x: lambda g: g * np.sign(x))
+
+degrees = primitive(np.degrees, "degrees")
+defvjp(degrees, lambda ans, x: lambda g: g * (180 / np.pi), saves=())
+rad2deg = degrees
+
+radians = primitive(np.radians, "radians")
+defvjp(radians, lambda ans, x: lambda g: g * (np.pi / 180), saves=())
+deg2rad = radians
+
+# Tape arrays are real, so these are NumPy's functions on real input: ``real`` is a view (as in
+# NumPy), ``conj`` and ``real_if_close`` copy, ``imag`` (0) and ``angle`` (0 or pi) are flat.
+real = primitive(lambda x: np.real(x)[...], "real", view=True)
+defvjp(real, lambda ans, x: _identity, saves=())
+
+conj = primitive(np.conj, "conj")
+defvjp(conj, lambda ans, x: _identity, saves=())
+conjugate = conj
+
+real_if_close = primitive(lambda x, tol=100: np.array(np.real_if_close(x, tol)), "real_if_close")
+defvjp(real_if_close, lambda ans, x, tol=100: _identity, saves=())
+
+imag = primitive(lambda x: np.array(np.imag(x)), "imag")
+defvjp(imag, _zero_vjp, saves=())
+
+angle = primitive(np.angle, "angle")
+defvjp(angle, _zero_vjp, saves=())
+
+# log2(2**x + 2**y): each input's share is 2 ** (input - result).
+logaddexp2 = primitive(np.logaddexp2, "logaddexp2", broadcasting=True)
+defvjp(logaddexp2, lambda ans, x, y: lambda g: g * np.exp2(x - ans),
+       lambda ans, x, y: lambda g: g * np.exp2(y - ans))
+
+# maximum/minimum that skip NaNs: a NaN operand loses, ties split as in maximum and minimum.
+fmax = primitive(np.fmax, "fmax", broadcasting=True)
+defvjp(fmax, lambda ans, x, y: lambda g: g * _balanced((x > y) | np.isnan(y), x == y),
+       lambda ans, x, y: lambda g: g * _balanced((y > x) | np.isnan(x) & ~np.isnan(y), x == y))
+
+fmin = primitive(np.fmin, "fmin", broadcasting=True)
+defvjp(fmin, lambda ans, x, y: lambda g: g * _balanced((x < y) | np.isnan(y), x == y),
+       lambda ans, x, y: lambda g: g * _balanced((y < x) | np.isnan(x) & ~np.isnan(y), x == y))
+
+# NaN and ±inf are replaced by constants: only finite elements pass a gradient. No ``copy=``:
+# NumPy's ``copy=False`` writes the input in place.
+nan_to_num = primitive(lambda x, *, nan=0.0, posinf=None, neginf=None:
+                       np.nan_to_num(x, nan=nan, posinf=posinf, neginf=neginf), "nan_to_num")
+defvjp(nan_to_num, lambda ans, x, **kw: lambda g: g * np.isfinite(x))
+
+
+def _cross_vjp(argnum: int, a: Any, b: Any, axisa: int, axisb: int, axisc: int,
+               axis: int | None) -> Any:
+    # <g, a × b> = <a, b × g> = <b, g × a>, in 3-vectors (a 2-vector has a zero z); the result
+    # is cut back to the operand's length and summed over the axes broadcasting added.
+    if axis is not None:
+        axisa = axisb = axisc = axis
+    a, b = np.moveaxis(a, axisa, -1), np.moveaxis(b, axisb, -1)
+    planar = a.shape[-1] == 2 and b.shape[-1] == 2
+
+    def vec3(v: Any) -> Any:
+        return v if v.shape[-1] == 3 else np.concatenate([v, np.zeros_like(v[..., :1])], -1)
+
+    def vjp(g: Any) -> Any:
+        if planar:  # the result was the z-component alone
+            g3 = np.stack([np.zeros_like(g), np.zeros_like(g), g], -1)
+        else:
+            g3 = np.moveaxis(g, axisc, -1)
+        own = a if argnum == 0 else b
+        full = np.cross(vec3(b), g3) if argnum == 0 else np.cross(g3, vec3(a))
+        return np.moveaxis(sum_to(full[..., :own.shape[-1]], own.shape), -1,
+                           axisa if argnum == 0 else axisb)
+
+    return vjp
+
+
+cross = primitive(np.cross, "cross")
+defvjp(cross, lambda ans, a, b, axisa=-1, axisb=-1, axisc=-1, axis=None:
+       _cross_vjp(0, a, b, axisa, axisb, axisc, axis),
+       lambda ans, a, b, axisa=-1, axisb=-1, axisc=-1, axis=None:
+       _cross_vjp(1, a, b, axisa, axisb, axisc, axis))
+
+
+def _partition(x: Any, kth: Any, axis: Any = -1) -> Any:
+    # Gathered by np.argpartition's order, so that the VJP routes each element back by the
+    # same indices (the values are np.partition's).
+    flat = x.reshape(-1) if axis is None else x
+    ax = -1 if axis is None else axis
+    return np.take_along_axis(flat, np.argpartition(flat, kth, axis=ax), ax)
+
+
+def _unpartition(x: Any, kth: Any, axis: Any, g: Any) -> Any:
+    flat = x.reshape(-1) if axis is None else x
+    ax = -1 if axis is None else axis
+    out = np.empty(flat.shape, dtype=g.dtype)
+    np.put_along_axis(out, np.argpartition(flat, kth, axis=ax), g, ax)
+    return out.reshape(x.shape)
+
+
+partition = primitive(_partition, "partition")
+defvjp(partition, lambda ans, x, kth, axis=-1: lambda g: _unpartition(x, kth, axis, g))
+
+
+def _shape(a: Any) -> tuple[int, ...]:
+    return a.shape if isinstance(a, Array) else np.shape(a)
+
+
+def kron(a: Any, b: Any) -> Array:
+    """NumPy's ``kron``: every element of ``a`` times all of ``b``, in blocks.
+
+    One broadcast product of ``a`` and ``b`` with interleaved unit axes, reshaped into blocks,
+    so the gradient is that of a product.
+
+    Example:
+        >>> kron(array([1.0, 2.0]), np.array([1.0, 10.0])).numpy()
+        array([ 1., 10.,  2., 20.])
+    """
+    a, b = _operand(a), _operand(b)
+    nd = builtins.max(_ndim(a), _ndim(b))
+    sa = (1,) * (nd - _ndim(a)) + _shape(a)
+    sb = (1,) * (nd - _ndim(b)) + _shape(b)
+    product = (reshape(a, [n for s in sa for n in (s, 1)])
+               * reshape(b, [n for s in sb for n in (1, s)]))
+    return reshape(product, tuple(m * n for m, n in zip(sa, sb, strict=True)))
+
+
+def rollaxis(a: Any, axis: int, start: int = 0) -> Array:
+    """NumPy's ``rollaxis``: axis ``axis`` moved to stand before ``start`` (a view).
+
+    Example:
+        >>> rollaxis(array(np.ones((2, 3, 4))), 2).shape
+        (4, 2, 3)
+    """
+    n = _ndim(a)
+    axis = _axis_index(axis, n)
+    if not -n <= start <= n:
+        raise ValueError(f"rollaxis: start={start} must be in [-{n}, {n}] for an array of "
+                         f"{n} dimensions")
+    start = start + n if start < 0 else start
+    return moveaxis(a, axis, start - 1 if axis < start else start)
+
+
+def _at_least(shapes: Callable[[tuple[int, ...]], tuple[int, ...]], arys: tuple[Any, ...]
+              ) -> Any:
+    out = []
+    for a in arys:
+        a = asarray(a)
+        target = shapes(a.shape)
+        out.append(a if target == a.shape else reshape(a, target))
+    return out[0] if len(out) == 1 else tuple(out)
+
+
+def atleast_1d(*arys: Any) -> Any:
+    """NumPy's ``atleast_1d``: a 0-d array as shape ``(1,)`` (a view); one array per argument.
+
+    Example:
+        >>> atleast_1d(array(2.0)).shape
+        (1,)
+    """
+    return _at_least(lambda s: s or (1,), arys)
+
+
+def atleast_2d(*arys: Any) -> Any:
+    """NumPy's ``atleast_2d``: a vector becomes a ``(1, n)`` row, a scalar ``(1, 1)`` (views).
+
+    Example:
+        >>> atleast_2d(array([1.0, 2.0])).shape
+        (1, 2)
+    """
+    return _at_least(lambda s: (1,) * (2 - len(s)) + s if len(s) < 2 else s, arys)
+
+
+def atleast_3d(*arys: Any) -> Any:
+    """NumPy's ``atleast_3d``: ``(n,)`` becomes ``(1, n, 1)``, ``(m, n)`` ``(m, n, 1)`` (views).
+
+    Example:
+        >>> atleast_3d(array([1.0, 2.0])).shape
+        (1, 2, 1)
+    """
+    return _at_least(lambda s: {0: (1, 1, 1), 1: (1, *s, 1), 2: (*s, 1)}.get(len(s), s), arys)
+
+
+def flipud(m: Any) -> Array:
+    """Reverses axis 0 (a view).
+
+    Example:
+        >>> flipud(array([1.0, 2.0])).numpy()
+        array([2., 1.])
+    """
+    if _ndim(m) < 1:
+        raise ValueError("flipud reverses axis 0, so it needs an array of 1 or more dimensions")
+    return flip(m, 0)
+
+
+def fliplr(m: Any) -> Array:
+    """Reverses axis 1 (a view).
+
+    Example:
+        >>> fliplr(array([[1.0, 2.0]])).numpy()
+        array([[2., 1.]])
+    """
+    if _ndim(m) < 2:
+        raise ValueError("fliplr reverses axis 1, so it needs an array of 2 or more dimensions")
+    return flip(m, 1)
+
+
+def rot90(m: Any, k: int = 1, axes: tuple[int, int] = (0, 1)) -> Array:
+    """Rotates by 90° ``k`` times in the plane of ``axes`` (a flip and a transpose: a view).
+
+    Example:
+        >>> rot90(array([[1.0, 2.0], [3.0, 4.0]])).numpy()
+        array([[2., 4.],
+               [1., 3.]])
+    """
+    n = _ndim(m)
+    if len(axes) != 2:
+        raise ValueError(f"rot90 takes two axes (the plane to rotate in); got {axes!r}")
+    first, second = (_axis_index(ax, n) for ax in axes)
+    if first == second:
+        raise ValueError(f"rot90 needs two different axes; got {axes!r}")
+    k %= 4
+    if k == 0:
+        return getitem(m, ...)
+    if k == 2:
+        return flip(flip(m, first), second)
+    order = list(range(n))
+    order[first], order[second] = second, first
+    return transpose(flip(m, second), order) if k == 1 else flip(transpose(m, order), second)
+
+
+def _split_along(name: str, axis: int, min_ndim: int, ary: Any, indices_or_sections: Any
+                 ) -> list[Array]:
+    if _ndim(ary) < min_ndim:
+        raise ValueError(f"{name} splits axis {axis}, so it needs an array of {min_ndim} or "
+                         f"more dimensions; got {_ndim(ary)}")
+    return split(ary, indices_or_sections, axis=axis)
+
+
+def hsplit(ary: Any, indices_or_sections: Any) -> list[Array]:
+    """``split`` along axis 1 (axis 0 of a vector): views.
+
+    Example:
+        >>> [p.shape for p in hsplit(array(np.ones((2, 4))), 2)]
+        [(2, 2), (2, 2)]
+    """
+    return _split_along("hsplit", 1 if _ndim(ary) > 1 else 0, 1, ary, indices_or_sections)
+
+
+def vsplit(ary: Any, indices_or_sections: Any) -> list[Array]:
+    """``split`` along axis 0 of an array of 2 or more dimensions: views.
+
+    Example:
+        >>> [p.shape for p in vsplit(array(np.ones((4, 2))), [1])]
+        [(1, 2), (3, 2)]
+    """
+    return _split_along("vsplit", 0, 2, ary, indices_or_sections)
+
+
+def dsplit(ary: Any, indices_or_sections: Any) -> list[Array]:
+    """``split`` along axis 2 of an array of 3 or more dimensions: views.
+
+    Example:
+        >>> [p.shape for p in dsplit(array(np.ones((1, 1, 4))), 2)]
+        [(1, 1, 2), (1, 1, 2)]
+    """
+    return _split_along("dsplit", 2, 3, ary, indices_or_sections)
+
+
+def column_stack(tup: Any) -> Array:
+    """Joins arrays as columns: vectors (and scalars) become columns, matrices join on axis 1.
+
+    Example:
+        >>> column_stack([array([1.0, 2.0]), np.zeros((2, 2))]).shape
+        (2, 3)
+    """
+    columns = [_operand(a) for a in tup]
+    return concatenate([reshape(a, (-1, 1)) if _ndim(a) < 2 else a for a in columns], axis=1)
+
+
+row_stack = vstack
+
+
+def append(arr: Any, values: Any, axis: int | None = None) -> Array:
+    """NumPy's ``append``: ``values`` joined after ``arr`` on ``axis`` (both flattened for None).
+
+    Example:
+        >>> append(array([1.0, 2.0]), 3.0).numpy()
+        array([1., 2., 3.])
+    """
+    arr, values = _operand(arr), _operand(values)
+    if axis is None:
+        # Copies (not reshape): the result copies anyway, and a view's reshape would warn.
+        arr, values = (flatten(a) if isinstance(a, Array) else np.ravel(a) for a in (arr, values))
+        axis = 0
+    return concatenate([arr, values], axis=axis)
+
+
+def diff(a: Any, n: int = 1, axis: int = -1, prepend: Any = None, append: Any = None) -> Array:
+    """NumPy's ``diff``: the ``n``-th forward difference along ``axis`` (``None``: no edge added).
+
+    Each difference subtracts two overlapping views, so the gradient is exact.
+
+    Raises:
+        ValueError: a negative ``n``, or a 0-d ``a``.
+
+    Example:
+        >>> diff(array([1.0, 4.0, 9.0]), prepend=0.0).numpy()
+        array([1., 3., 5.])
+    """
+    if n < 0:
+        raise ValueError(f"diff takes an order n >= 0; got {n}")
+    if n == 0:
+        return a
+    a = _operand(a)
+    if _ndim(a) == 0:
+        raise ValueError("diff differences along an axis, so it needs an array of 1 or more "
+                         "dimensions")
+    axis = _axis_index(axis, _ndim(a))
+    edge_shape = tuple(1 if k == axis else s for k, s in enumerate(_shape(a)))
+
+    def edge(e: Any) -> Any:
+        e = _operand(e)
+        return e if _ndim(e) else broadcast_to(e, edge_shape)
+
+    if prepend is not None or append is not None:
+        a = concatenate([*([edge(prepend)] if prepend is not None else []), a,
+                         *([edge(append)] if append is not None else [])], axis=axis)
+    head = (slice(None),) * axis
+    step = not_equal if a.dtype == np.bool_ else subtract
+    for _ in range(n):
+        a = step(getitem(a, (*head, slice(1, None))), getitem(a, (*head, slice(None, -1))))
+    return a
+
+
+def _gradient_along(f: Any, axis: int, spacing: Any, edge_order: int) -> Array:
+    """``np.gradient`` along one axis, written with views of ``f`` (NumPy's stencils)."""
+    n = _shape(f)[axis]
+    if n < edge_order + 1:
+        raise ValueError(f"gradient with edge_order={edge_order} needs at least "
+                         f"{edge_order + 1} samples along axis {axis}; got {n}")
+    if np.ndim(spacing) == 0:
+        dx: Any = float(spacing)
+    else:
+        coords = np.asarray(spacing)
+        coords = coords.astype(np.float64) if coords.dtype.kind in "iub" else coords
+        if coords.shape != (n,):
+            raise ValueError(f"gradient's coordinates for axis {axis} must have shape ({n},) "
+                             f"(one per sample); got {coords.shape}")
+        dx = np.diff(coords)
+        dx = dx[0] if np.all(dx == dx[0]) else dx  # evenly spaced: NumPy's uniform stencil
+    head = (slice(None),) * axis
+    tail = (1,) * (_ndim(f) - axis - 1)
+
+    def at(start: int | None, stop: int | None) -> Array:
+        return getitem(f, (*head, slice(start, stop)))
+
+    def along(c: Any) -> Any:
+        return np.reshape(c, np.shape(c) + tail)
+
+    if np.ndim(dx) == 0:
+        interior = (at(2, None) - at(None, -2)) / (2.0 * dx)
+        if edge_order == 1:
+            first = (at(1, 2) - at(0, 1)) / dx
+            last = (at(-1, None) - at(-2, -1)) / dx
+        else:
+            first = -1.5 / dx * at(0, 1) + 2.0 / dx * at(1, 2) - 0.5 / dx * at(2, 3)
+            last = 0.5 / dx * at(-3, -2) - 2.0 / dx * at(-2, -1) + 1.5 / dx * at(-1, None)
+        return concatenate([first, interior, last], axis=axis)
+    d1, d2 = dx[:-1], dx[1:]
+    interior = (along(-d2 / (d1 * (d1 + d2))) * at(None, -2)
+                + along((d2 - d1) / (d1 * d2)) * at(1, -1)
+                + along(d1 / (d2 * (d1 + d2))) * at(2, None))
+    if edge_order == 1:
+        first = (at(1, 2) - at(0, 1)) / dx[0]
+        last = (at(-1, None) - at(-2, -1)) / dx[-1]
+    else:
+        d1, d2 = dx[0], dx[1]
+        first = (-(2.0 * d1 + d2) / (d1 * (d1 + d2)) * at(0, 1)
+                 + (d1 + d2) / (d1 * d2) * at(1, 2) - d1 / (d2 * (d1 + d2)) * at(2, 3))
+        d1, d2 = dx[-2], dx[-1]
+        last = (d2 / (d1 * (d1 + d2)) * at(-3, -2) - (d2 + d1) / (d1 * d2) * at(-2, -1)
+                + (2.0 * d2 + d1) / (d2 * (d1 + d2)) * at(-1, None))
+    return concatenate([first, interior, last], axis=axis)
+
+
+def gradient(f: Any, *varargs: Any, axis: Any = None, edge_order: int = 1) -> Any:
+    """NumPy's ``gradient``: central differences inside, one-sided at the edges.
+
+    ``varargs`` are the spacings (constants): none (1), one scalar for every axis, or one per
+    axis, each a scalar or the samples' coordinates. The stencils are sums of views of ``f``
+    with constant weights, so the result is differentiable in ``f``.
+
+    Returns:
+        One array for one axis, else a tuple of one array per axis (as NumPy).
+
+    Raises:
+        ValueError: ``edge_order`` is not 1 or 2, an axis is too short for it, or coordinates
+            do not match the axis.
+        TypeError: the number of spacings matches neither 1 nor the number of axes.
+
+    Example:
+        >>> gradient(array([1.0, 4.0, 9.0, 16.0])).numpy()
+        array([3., 4., 6., 7.])
+    """
+    f = _operand(f)
+    n = _ndim(f)
+    if axis is None:
+        axes = tuple(range(n))
+    else:
+        axes = tuple(_axis_index(ax, n)
+                     for ax in (axis if isinstance(axis, tuple | list) else (axis,)))
+    if edge_order not in (1, 2):
+        raise ValueError(f"gradient's edge_order must be 1 or 2; got {edge_order}")
+    if not varargs:
+        spacings: tuple[Any, ...] = (1.0,) * len(axes)
+    elif len(varargs) == 1 and np.ndim(varargs[0]) == 0:
+        spacings = varargs * len(axes)
+    elif len(varargs) == len(axes):
+        spacings = varargs
+    else:
+        raise TypeError(f"gradient takes no spacing, one scalar, or one spacing per axis "
+                        f"({len(axes)}); got {len(varargs)}")
+    out = tuple(_gradient_along(f, ax, h, edge_order) for ax, h in zip(axes, spacings,
+                                                                         strict=True))
+    return out[0] if len(out) == 1 else out
+
+
+def linspace(start: Any, stop: Any, num: int = 50, endpoint: bool = True, retstep: bool = False,
+             dtype: Any = None, axis: int = 0) -> Any:
+    """NumPy's ``linspace``, differentiable in ``start`` and ``stop`` (numbers or arrays).
+
+    ``start + arange(num) * (stop - start) / div`` as NumPy computes it, with the last sample
+    ``stop`` itself when ``endpoint``.
+
+    Raises:
+        ValueError: a negative ``num``.
+
+    Example:
+        >>> linspace(array(0.0), array(1.0), 3).numpy()
+        array([0. , 0.5, 1. ])
+    """
+    num = operator.index(num)
+    if num < 0:
+        raise ValueError(f"linspace takes num >= 0 samples; got {num}")
+    div = num - 1 if endpoint else num
+    kind = np.result_type(*(a.dtype if isinstance(a, Array) else a for a in (start, stop)),
+                          float(num))
+    delta = subtract(stop, start)
+    steps = np.arange(num, dtype=kind).reshape((-1,) + (1,) * delta.ndim)
+    step: Any = delta / div if div > 0 else np.nan
+    y = (steps * step if div > 0 else steps * delta) + start
+    if endpoint and num > 1:
+        last = reshape(broadcast_to(stop, y.shape[1:]), (1, *y.shape[1:]))
+        y = concatenate([getitem(y, slice(None, -1)), last])
+    if axis != 0:
+        y = moveaxis(y, 0, axis)
+    if dtype is not None:
+        y = astype(floor(y) if np.dtype(dtype).kind in "iu" else y, dtype)
+    return (y, step) if retstep else y
+
+
+def select(condlist: Any, choicelist: Any, default: Any = 0) -> Array:
+    """NumPy's ``select``: per element, the choice of the first true condition, else ``default``.
+
+    A chain of ``where`` from the last condition to the first: differentiable in the choices
+    and the default.
+
+    Raises:
+        ValueError: the two lists differ in length, or are empty.
+        TypeError: a condition is not boolean.
+
+    Example:
+        >>> x = array([-1.0, 2.0])
+        >>> select([x < 0, x > 1], [-x, 10 * x], default=0.0).numpy()
+        array([ 1., 20.])
+    """
+    if len(condlist) != len(choicelist):
+        raise ValueError(f"select takes one choice per condition; got {len(condlist)} "
+                         f"conditions and {len(choicelist)} choices")
+    if not condlist:
+        raise ValueError("select needs at least one condition")
+    for i, cond in enumerate(condlist):
+        kind = cond.dtype if isinstance(cond, Array) else np.asarray(cond).dtype
+        if kind != np.bool_:
+            raise TypeError(f"select's condition {i} must be a boolean array; got dtype {kind}")
+    result = default
+    for cond, choice in zip(reversed(condlist), reversed(choicelist), strict=True):
+        result = where(cond, choice, result)
+    return result
+
+
+class _IndexConcatenator:
+    """NumPy's ``r_`` and ``c_``: ``r_[a, b, 1:4]`` joins arrays, numbers and ranges.
+
+    Each item becomes an array of at least ``ndmin`` dimensions (a slice becomes NumPy's
+    range) and the items are joined along ``axis``, differentiably. A leading string
+    ``"axis,ndmin,trans1d"`` overrides the defaults, as in NumPy; the matrix directives
+    ``"r"`` and ``"c"`` are not supported.
+
+    Example:
+        >>> r_[array([1.0]), 2.0, 0:2].numpy()
+        array([1., 2., 0., 1.])
+        >>> c_[array([1.0, 2.0]), np.zeros(2)].shape
+        (2, 2)
+    """
+
+    def __init__(self, axis: int, ndmin: int, trans1d: int) -> None:
+        self.axis, self.ndmin, self.trans1d = axis, ndmin, trans1d
+
+    def __getitem__(self, key: Any) -> Array:
+        items = key if isinstance(key, tuple) else (key,)
+        axis, ndmin, trans1d = self.axis, self.ndmin, self.trans1d
+        if items and isinstance(items[0], str):
+            try:
+                values = [int(v) for v in items[0].split(",")]
+            except ValueError:
+                values = []
+            if not 1 <= len(values) <= 3:
+                raise ValueError(f"an r_/c_ directive is 'axis[,ndmin[,trans1d]]' in integers; "
+                                 f"got {items[0]!r} (matrix directives are not supported)")
+            axis, ndmin, trans1d = (*values, *(axis, ndmin, trans1d)[len(values):])
+            items = items[1:]
+        return concatenate([self._part(item, ndmin, trans1d) for item in items], axis=axis)
+
+    @staticmethod
+    def _part(item: Any, ndmin: int, trans1d: int) -> Any:
+        a = np.r_[item] if isinstance(item, slice) else _operand(item)
+        missing = ndmin - _ndim(a)
+        if missing <= 0:
+            return a
+        a = reshape(a, (1,) * missing + _shape(a))
+        if trans1d == -1:
+            return a
+        # NumPy's rule: the item's own axes move to start at ``trans1d``.
+        start = trans1d + missing + 1 if trans1d < 0 else trans1d
+        axes = list(range(ndmin))
+        return transpose(a, axes[:start] + axes[missing:] + axes[start:missing])
+
+
+r_ = _IndexConcatenator(0, 1, -1)
+c_ = _IndexConcatenator(-1, 2, 0)
+
+
 # --- Array's operators and methods are the primitives above -----------------------------------
 
 
@@ -1196,9 +1766,10 @@ for _prim in (var, std, cumsum, clip, ravel, flatten, squeeze, repeat, diagonal,
 del _prim
 
 SUPPORTED = tuple(sorted(
-    name for name, value in globals().items() if not name.startswith("_") and callable(value)
-    and name not in {"annotations", "Any", "Array", "REGISTRY", "defvjp", "defvjp_argnum",
-                     "nondifferentiable", "primitive", "sum_to"}
+    name for name, value in globals().items() if not name.startswith("_")
+    and (callable(value) or isinstance(value, _IndexConcatenator))
+    and name not in {"annotations", "Any", "Array", "Callable", "REGISTRY", "defvjp",
+                     "defvjp_argnum", "nondifferentiable", "primitive", "sum_to"}
 ))
 
 
