@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -259,3 +260,148 @@ def test_storage_policy_matches_finite_differences_through_any_view_chain(
     np.testing.assert_allclose(gs[owner], total, rtol=1e-6, atol=1e-7)
     np.testing.assert_allclose(gs[view], _apply_views(steps, tp.array(total)).numpy(),
                                rtol=1e-6, atol=1e-7)
+
+
+def test_params_equality_is_by_identity_and_order() -> None:
+    x, y = tp.array([1.0]), tp.array([1.0])
+    assert tp.Params([x, y]) == tp.Params([x, y, x])
+    assert tp.Params([x, y]) != tp.Params([y, x]) and tp.Params([x, y]).issetequal([y, x])
+    assert tp.Params([x]) != tp.Params([y])  # equal values, different arrays
+    assert tp.Params([x]) != [x]
+    with pytest.raises(TypeError, match="unhashable"):
+        hash(tp.Params([x]))
+
+
+def test_params_union_intersection_and_removal() -> None:
+    x, y, z = tp.array([1.0]), tp.array([2.0]), tp.array([3.0])
+    ps = tp.Params([x, y])
+    assert list(ps | tp.Params([z, x])) == [x, y, z]
+    assert list(ps.union([z], [y])) == [x, y, z] and list(ps) == [x, y]
+    assert list(ps & tp.Params([y, z])) == [y]
+    assert list(ps.intersection([y, x], [x])) == [x]
+    ps.update([z, x])
+    assert list(ps) == [x, y, z]
+    ps.remove(y)
+    assert list(ps) == [x, z] and y not in ps and ps.index(z) == 1
+    ps.discard(y)
+    with pytest.raises(KeyError, match="is not in these Params"):
+        ps.remove(y)
+    with pytest.raises(TypeError, match=r"Params holds toolkit\.tape arrays"):
+        ps.union([np.ones(1)])
+
+
+def test_params_flatten_and_assign_round_trip() -> None:
+    x = tp.array([1.0, 2.0])
+    w = tp.array([[3.0, 4.0], [5.0, 6.0]])
+    ps = tp.Params([x, w.T])
+    v = ps.flatten()
+    np.testing.assert_array_equal(v, [1.0, 2.0, 3.0, 5.0, 4.0, 6.0])
+    v[0] = 100.0  # a new vector: the params are not touched
+    assert x.numpy()[0] == 1.0
+    ps.assign(np.arange(6.0))
+    np.testing.assert_array_equal(x.numpy(), [0.0, 1.0])
+    np.testing.assert_array_equal(w.numpy(), [[2.0, 4.0], [3.0, 5.0]])  # written through w.T
+    np.testing.assert_array_equal(ps.flatten(), np.arange(6.0))
+    with pytest.raises(ValueError, match=r"hold 6 numbers in all .* shape \(5,\)"):
+        ps.assign(np.zeros(5))
+    assert tp.Params().flatten().shape == (0,)
+
+
+def test_grads_item_assignment_update_and_merge() -> None:
+    x, y = tp.array([1.0, 2.0], name="x"), tp.array([3.0], name="y")
+    gx = tp.gradient(lambda: tnp.sum(x * x), tp.Params([x]))
+    gy = tp.gradient(lambda: tnp.sum(y * x), tp.Params([y]))
+    merged = gx | gy
+    assert list(merged) == [x, y] and list(gx) == [x]
+    np.testing.assert_array_equal(merged[x], [2.0, 4.0])
+    np.testing.assert_array_equal(merged[y], [3.0])  # d/dy of y·(1 + 2)
+    np.testing.assert_array_equal(merged.globals["x"], [3.0, 3.0])  # the later one wins
+    ps = gx.params
+    gx.update(gy)
+    assert list(gx) == [x, y] and list(ps) == [x]
+    gx[y] = [7]
+    assert gx[y].dtype == np.float64 and gx[y].tolist() == [7.0]
+    gx[x] = None
+    assert gx[x] is None
+    with pytest.raises(ValueError, match=r"must have its shape \(2,\)"):
+        gx[x] = np.ones(3)
+    with pytest.raises(KeyError, match="is not one of the 2 params"):
+        gx[tp.array([1.0])] = np.ones(1)
+    with pytest.raises(ValueError, match="alias='storage'"):
+        gx.update(tp.gradient(lambda: tnp.sum(y), tp.Params([y]), alias="storage"))
+
+
+def test_grads_plus_a_dict_keyed_by_param_names() -> None:
+    x, y = tp.array([1.0, 2.0], name="x"), tp.array([3.0], name="y")
+    gs = tp.gradient(lambda: tnp.sum(x * x), tp.Params([x, y]))
+    total = gs + {"x": [10.0, 20.0], "y": 1.0}
+    np.testing.assert_array_equal(total[x], [12.0, 24.0])
+    np.testing.assert_array_equal(total[y], [1.0])  # None (zero) plus 1
+    np.testing.assert_array_equal(({"x": 1.0} + gs)[x], [3.0, 5.0])
+    assert gs[y] is None  # the sum is a new Grads
+    with pytest.raises(KeyError, match="'z' must name exactly one param; 0 do"):
+        _ = gs + {"z": 1.0}
+
+
+def test_grads_flatten_and_assign() -> None:
+    x, y = tp.array([1.0, 2.0]), tp.array([[3.0]])
+    gs = tp.gradient(lambda: tnp.sum(x * x), tp.Params([x, y]))
+    np.testing.assert_array_equal(gs.flatten(), [2.0, 4.0, 0.0])
+    gs.assign([1.0, 2.0, 3.0])
+    np.testing.assert_array_equal(gs[y], [[3.0]])
+    with pytest.raises(ValueError, match="hold 3 numbers"):
+        gs.assign(np.zeros((3, 1)))
+    w = tp.array([[1.0, 2.0]])
+    wt = w.T
+    structural = tp.gradient(lambda: tnp.sum(wt.parent), tp.Params([wt]))
+    with pytest.raises(TypeError, match="structural"):
+        structural.flatten()
+
+
+def test_iterating_grads_yields_the_params() -> None:
+    x, y = tp.array([1.0]), tp.array([2.0])
+    gs = tp.gradient(lambda: tnp.sum(x * y), tp.Params([x, y]))
+    assert [p is q for p, q in zip(iter(gs), [x, y], strict=True)] == [True, True]
+    assert [g.tolist() for g in (gs[p] for p in gs)] == [[2.0], [1.0]]
+
+
+def test_withjacobian_and_zeros_for_unused_params() -> None:
+    x = tp.array([1.0, 2.0])
+    unused = tp.array([[5.0, 6.0, 7.0]])
+    value, jac = tp.withjacobian(lambda: x * x, tp.Params([x, unused]))
+    np.testing.assert_array_equal(value, [1.0, 4.0])
+    np.testing.assert_array_equal(jac[x], [[2.0, 0.0], [0.0, 4.0]])
+    assert jac[unused].shape == (2, 1, 3) and not jac[unused].any()
+    assert tp.jacobian(lambda: x * x, tp.Params([unused]))[unused].shape == (2, 1, 3)
+
+
+def test_withgradient_of_a_tuple_differentiates_the_first_element() -> None:
+    x = tp.array([1.0, -2.0])
+    (loss, aux, label), gs = tp.withgradient(
+        lambda: (tnp.sum(x * x * x), tnp.tanh(x), "label"), tp.Params([x]))
+    assert float(loss) == -7.0 and label == "label"
+    assert isinstance(aux, np.ndarray)
+    np.testing.assert_allclose(aux, np.tanh([1.0, -2.0]))
+    np.testing.assert_array_equal(gs[x], [3.0, 12.0])  # d/dx sum(x³) = 3x², not the aux's
+
+
+def test_withgradient_keeps_a_namedtuples_fields() -> None:
+    class Out(NamedTuple):
+        loss: Any
+        hidden: Any
+
+    x = tp.array([2.0])
+    out, gs = tp.withgradient(lambda: Out(tnp.sum(x * x), x * 3), [x])
+    assert isinstance(out, Out) and float(out.loss) == 4.0 and out.hidden.tolist() == [6.0]
+    assert gs[x].tolist() == [4.0]
+
+
+@pytest.mark.parametrize("make", [lambda x: (tnp.sum(x), x), lambda x: [tnp.sum(x)],
+                                  lambda x: {"loss": tnp.sum(x)}])
+def test_container_outputs_raise_where_only_one_array_is_differentiated(make: Any) -> None:
+    x = tp.array([1.0])
+    for differentiate in (tp.gradient, tp.pullback, tp.jacobian):
+        with pytest.raises(TypeError, match=r"f returned a (tuple|list|dict), .*withgradient"):
+            differentiate(lambda: make(x), tp.Params([x]))
+    with pytest.raises(TypeError, match="empty tuple"):
+        tp.withgradient(lambda: (), tp.Params([x]))

@@ -427,7 +427,8 @@ class Grads:
             if isinstance(out[p], dict):
                 raise TypeError(f"the gradient of {describe(p)} is structural "
                                 f"({_short(out[p])}); add to its entries instead")
-            out[p] = _apply(operator.add, out[p], np.asarray(g, dtype=p.dtype))
+            base = np.zeros(p.shape, dtype=p.dtype) if out[p] is None else out[p]
+            out[p] = base + np.asarray(g, dtype=p.dtype)
         return out
 
     def __sub__(self, other: Any) -> Grads:
