@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -90,8 +91,27 @@ def leaf_index(
     return LeafIndex(by_keys, by_name, aliases, shown, treedef)
 
 
-def _known(index: LeafIndex) -> str:
-    return ", ".join(index.shown[:12]) + (", ..." if len(index.shown) > 12 else "")
+#: How many leaves an error message lists.
+LISTED_LEAVES = 12
+
+
+def _known(index: LeafIndex, near: str | None = None) -> str:
+    """The leaves' spellings for an error message: those nearest ``near`` first, if given.
+
+    Example:
+        >>> index = leaf_index([(k,) for k in ("bias", "embed", "unembed")], None)
+        >>> _known(index), _known(index, near="unembd")
+        ('bias, embed, unembed', 'unembed, embed, bias')
+    """
+    names = index.shown
+    if near is not None:
+        # Closest first by difflib's similarity ratio; equally close leaves keep tree order.
+        names = sorted(names, key=lambda n: -difflib.SequenceMatcher(None, near, n).ratio())
+    listed = ", ".join(names[:LISTED_LEAVES])
+    if len(names) <= LISTED_LEAVES:
+        return listed
+    order = "nearest" if near is not None else "first"
+    return f"{listed} (the {order} {LISTED_LEAVES} of {len(names)})"
 
 
 def _find_by_function(fn: PathFunction, tie: Tie, index: LeafIndex) -> int:
@@ -143,4 +163,7 @@ def find(path: Path, tie: Tie, index: LeafIndex) -> int:
             return found
     if any(n.startswith((name + ".", name + "/")) for n in [*index.by_name, *index.aliases]):
         raise ValueError(f"tie {tie}: path {name!r} is a subtree, not a leaf")
-    raise ValueError(f"tie {tie}: no leaf at path {name!r}; leaves are: {_known(index)}")
+    raise ValueError(
+        f"tie {tie}: no leaf at path {name!r}; leaves, nearest first: "
+        f"{_known(index, near=name)}"
+    )

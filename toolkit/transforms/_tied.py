@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toolkit.transforms._leaves import flatten, leaf_values, with_values
+from toolkit.transforms._leaves import flatten, leaf_values, nnx_state_type, with_values
 from toolkit.transforms._merge import broadcast_leaves, merge_leaves
 from toolkit.transforms._paths import path_str
 from toolkit.transforms._plan import Link, Plan, leaf_dtype, resolve
@@ -64,16 +64,7 @@ def merge_tied_gradients(ties: Sequence[Tie]) -> optax.GradientTransformation:
 
 
 def _equation(link: Link, source: str) -> str:
-    spelling = str(link.map)
-    if spelling == "identity":
-        image = source
-    elif spelling.startswith("["):
-        image = source + spelling
-    elif spelling.startswith("("):
-        image = f"{source}.transpose({spelling})"
-    else:
-        image = f"{spelling}({source})"
-    return f"{link.target_path} == {image}"
+    return f"{link.target_path} == {link.map.describe(source)}"
 
 
 def _max_abs_difference(actual: np.ndarray, expected: np.ndarray) -> float:
@@ -125,11 +116,23 @@ def check_ties_hold(params: Any, plan: Plan) -> None:
         if drift != 0.0
     ]
     if false:
+        state_type = nnx_state_type()
+        if state_type is not None and isinstance(params, state_type):
+            # nnx.Optimizer hands init the module's state; the fix must reach the module.
+            fix = (
+                "write them into the module with nnx.update(model, "
+                "materialize_ties(nnx.state(model, nnx.Param), ties)), which writes every "
+                "target from its source"
+            )
+        else:
+            fix = (
+                "build them with materialize_ties(params, ties), which writes every target "
+                "from its source"
+            )
         raise ValueError(
             f"tie{'s' if len(false) > 1 else ''} not holding in the params given to init: "
             + "; ".join(false)
-            + ". Tied copies must be exact; build them with materialize_ties(params, ties), "
-            "which writes every target from its source"
+            + f". Tied copies must be exact; {fix}"
         )
 
 
