@@ -24,6 +24,8 @@ def merge_leaves(leaves: Sequence[Any], plan: Plan) -> list[Any]:
         [[3.0, 3.0, 3.0], [3.0, 3.0, 3.0]]
     """
     out = list(leaves)
+    for i, weight in plan.weights:  # each copy's own gradient, weighted once
+        out[i] = out[i] * weight
     for link in reversed(plan.links):  # deepest targets first, so chains fold into their root
         acc, g = out[link.source], out[link.target]
         if _fence_applies(acc, link.map):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -33,12 +33,15 @@ class Plan(NamedTuple):
 
     ``links`` is ordered so that a leaf's own source is written before the leaf is read as a
     source (chains such as ``a -> b -> c`` resolve in one forward pass; the merge walks it
-    backwards).
+    backwards). ``weights`` holds, for each leaf whose own gradient is weighted in the merge
+    (a :class:`Tie`'s ``weight`` or ``source_weight`` other than 1), its leaf position and
+    weight.
     """
 
     treedef: Any
     links: tuple[Link, ...]
     targets: frozenset[int]
+    weights: tuple[tuple[int, float], ...] = ()
 
 
 def resolve(ties: Sequence[Tie], tree: Any) -> Plan:
@@ -118,4 +121,31 @@ def resolve(ties: Sequence[Tie], tree: Any) -> Plan:
             )
         links.append(Link(src, tgt, tie.map, target_name))
     links.sort(key=lambda link: depth[link.target])
-    return Plan(treedef, tuple(links), frozenset(parent))
+    weights = _merge_weights(parent, spelling)
+    return Plan(treedef, tuple(links), frozenset(parent), tuple(sorted(weights.items())))
+
+
+def _merge_weights(
+    parent: dict[int, tuple[int, Tie]], spelling: Callable[[Path, int], str]
+) -> dict[int, float]:
+    """Each weighted leaf's weight: a target's from its tie, a root's from its ties' sources."""
+    weights = {tgt: tie.weight for tgt, (_, tie) in parent.items() if tie.weight != 1.0}
+    root_weight: dict[int, tuple[float, Tie]] = {}
+    for src, tie in parent.values():
+        if tie.source_weight == 1.0:
+            continue
+        if src in parent:
+            raise ValueError(
+                f"tie {tie}: source_weight weights a tie group's root, but source "
+                f"{spelling(tie.source, src)!r} is the target of tie {parent[src][1]}; give "
+                "that tie weight= instead"
+            )
+        if src in root_weight and root_weight[src][0] != tie.source_weight:
+            raise ValueError(
+                f"ties {root_weight[src][1]} and {tie} give source "
+                f"{spelling(tie.source, src)!r} different source weights; a copy's gradient "
+                "has one weight"
+            )
+        root_weight[src] = (tie.source_weight, tie)
+        weights[src] = tie.source_weight
+    return weights
