@@ -36,25 +36,33 @@ LIBRARY_EXAMPLES = [
 ]
 
 
-def _library_examples() -> list[str]:
+LOSS_SIDE_SECTION = "### The loss-side path: `loss_on_sources`"
+SECTIONS = {"tied": LIBRARY_SECTION, "loss-side": LOSS_SIDE_SECTION}
+
+
+def _library_examples(heading: str = LIBRARY_SECTION) -> list[str]:
     text = DOC.read_text()
-    assert LIBRARY_SECTION in text, f"no section {LIBRARY_SECTION!r} in {DOC}"
-    section = text.split(LIBRARY_SECTION, 1)[1].split("\n### ", 1)[0]
+    assert heading in text, f"no section {heading!r} in {DOC}"
+    section = text.split(heading, 1)[1].split("\n### ", 1)[0]
     return re.findall(r"```python\n(.*?)```", section, flags=re.DOTALL)
 
 
-def test_docs_has_one_example_per_library() -> None:
-    assert len(_library_examples()) == len(LIBRARY_EXAMPLES)
+@pytest.mark.parametrize("heading", SECTIONS.values(), ids=SECTIONS.keys())
+def test_docs_has_one_example_per_library(heading: str) -> None:
+    assert len(_library_examples(heading)) == len(LIBRARY_EXAMPLES)
 
 
+@pytest.mark.parametrize("heading", SECTIONS.values(), ids=SECTIONS.keys())
 @pytest.mark.parametrize(
     ("position", "module"),
     [(i, module) for i, (_, module) in enumerate(LIBRARY_EXAMPLES)],
     ids=[name for name, _ in LIBRARY_EXAMPLES],
 )
-def test_docs_library_example_trains_and_keeps_the_tie(position: int, module: str) -> None:
+def test_docs_library_example_trains_and_keeps_the_tie(
+    position: int, module: str, heading: str
+) -> None:
     pytest.importorskip(module)
-    source = _library_examples()[position]
+    source = _library_examples(heading)[position]
     assert f"import {module.split('.')[0]}" in source or f"from {module.split('.')[0]}" in source
     namespace: dict = {}
     with jax.enable_x64(False):
