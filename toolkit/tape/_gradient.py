@@ -168,7 +168,9 @@ def pullback(f: Callable[[], Any], params: Params | Iterable[Array], *,
     Raises:
         ValueError: unknown ``alias``; ``back()`` without seed for a non-scalar output, or a
             seed of the wrong shape.
-        TypeError: ``params`` holds something that is not a float array.
+        TypeError: ``params`` holds something that is not a float array; ``f`` returned a
+            tuple, list or dict (one output array is recorded: see :func:`withgradient` for
+            auxiliary outputs).
         RuntimeError: (from ``back``) memory a recorded op saved was written in place.
         NotImplementedError: called inside a function being differentiated, ``f`` reads a
             value that depends on the outer function's params (no higher-order derivatives).

@@ -91,7 +91,14 @@ class Params:
     __hash__ = None  # a mutable set, as Zygote's
 
     def issetequal(self, other: Iterable[Array]) -> bool:
-        """The same arrays (by identity) in any order (Zygote's ``issetequal``)."""
+        """The same arrays (by identity) in any order (Zygote's ``issetequal``).
+
+        Example:
+            >>> import toolkit.tape as tp
+            >>> x, y = tp.array([1.0]), tp.array([1.0])
+            >>> Params([x, y]).issetequal([y, x]), Params([x, y]) == Params([y, x])
+            (True, False)
+        """
         other = _as_params(other)
         return len(self) == len(other) and all(id(p) in other._ids for p in self._items)
 
@@ -100,7 +107,14 @@ class Params:
         return Params(self._items)
 
     def update(self, *others: Iterable[Array]) -> None:
-        """Adds the arrays of ``others`` that are not in yet, in order (Zygote's ``union!``)."""
+        """Adds the arrays of ``others`` that are not in yet, in order (Zygote's ``union!``).
+
+        Example:
+            >>> import toolkit.tape as tp
+            >>> x, y = tp.array([1.0]), tp.array([2.0])
+            >>> ps = Params([x]); ps.update([y, x]); len(ps)
+            2
+        """
         for other in others:
             for p in other:
                 self.add(p)
@@ -134,6 +148,12 @@ class Params:
 
         Raises:
             KeyError: ``p`` is not in these Params.
+
+        Example:
+            >>> import toolkit.tape as tp
+            >>> x, y = tp.array([1.0]), tp.array([2.0])
+            >>> ps = Params([x, y]); ps.remove(x); ps.index(y)
+            0
         """
         del self._items[self.index(p)]
         self._ids = {id(q): i for i, q in enumerate(self._items)}
@@ -297,6 +317,13 @@ class Grads:
 
         Raises:
             ValueError: an other's gradients were taken under another alias policy.
+
+        Example:
+            >>> import toolkit.tape as tp
+            >>> x, y = tp.array([1.0]), tp.array([2.0])
+            >>> gs = tp.gradient(lambda: tp.numpy.sum(x * y), [x])
+            >>> gs.update(tp.gradient(lambda: tp.numpy.sum(y * y), [y])); gs[x], gs[y]
+            (array([2.]), array([4.]))
         """
         for other in others:
             if other.alias != self.alias:
@@ -342,6 +369,12 @@ class Grads:
 
         Raises:
             ValueError: ``v`` is not a vector of the params' total size.
+
+        Example:
+            >>> import toolkit.tape as tp
+            >>> x = tp.array([1.0, 2.0])
+            >>> gs = tp.gradient(lambda: tp.numpy.sum(x), [x]); gs.assign([0.5, 0.0]); gs[x]
+            array([0.5, 0. ])
         """
         pieces = _split(v, [p.shape for p in self.params], "the params")
         for p, part in zip(self.params, pieces, strict=True):
