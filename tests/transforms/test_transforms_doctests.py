@@ -21,6 +21,8 @@ from toolkit.transforms import (
     _plan,
     _tie,
     _tied,
+    _tied_target,
+    _untie,
 )
 
 MODULES = [
@@ -33,6 +35,8 @@ MODULES = [
     _merge,
     _materialize,
     _tied,
+    _tied_target,
+    _untie,
     _detect,
     _checkpoint,
     _loss_side,

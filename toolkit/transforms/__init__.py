@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from toolkit.transforms._tie import Tie
     from toolkit.transforms._tied import TiedState, merge_tied_gradients, tied, tied_eval_params
     from toolkit.transforms._tied_target import TiedTarget
+    from toolkit.transforms._untie import retie, untie
 
 # Public name → the submodule defining it; these need jax, so they load on first access.
 _JAX_EXPORTS = {
@@ -43,6 +44,8 @@ _JAX_EXPORTS = {
     "strip_targets": "_checkpoint",
     "materialize_ties": "_materialize",
     "tie_drift": "_materialize",
+    "untie": "_untie",
+    "retie": "_untie",
 }
 
 __all__ = [
@@ -56,10 +59,12 @@ __all__ = [
     "merge_tied_gradients",
     "parse_map",
     "restore_targets",
+    "retie",
     "strip_targets",
     "tie_drift",
     "tied",
     "tied_eval_params",
+    "untie",
 ]
 
 
