@@ -23,10 +23,12 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+import weakref
 from collections.abc import Callable, Container, Iterable
 from typing import Any
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 VJPMaker = Callable[..., Callable[[Any], Any]]
 
@@ -51,13 +53,32 @@ def caller_level() -> int:
 
 
 class Storage:
-    """The memory of one owning array: views share it; writes bump ``version``."""
+    """The memory of one owning array: views share it; writes bump ``version``.
 
-    __slots__ = ("owner", "version")
+    Attributes:
+        owner: the array that owns the memory (C-ordered: views map into it by byte offset).
+        version: how many in-place writes it has had.
+        views: for memory computed inside a differentiated function, the arrays viewing it
+            (weakly held), which a write repoints to a fresh copy so that the values VJPs
+            saved stay intact; ``None`` for memory from outside (written in place).
+    """
+
+    __slots__ = ("owner", "version", "views")
 
     def __init__(self, owner: Array) -> None:
         self.owner = owner
         self.version = 0
+        n = owner._node
+        self.views: list[weakref.ref[Array]] | None = (
+            [] if n is not None and n[1] is not owner else None)
+
+    def live_views(self) -> list[Array]:
+        """The views of this memory still alive (for memory computed inside a trace)."""
+        if self.views is None:
+            return []
+        views = [u for r in self.views if (u := r()) is not None]
+        self.views = [weakref.ref(u) for u in views]
+        return views
 
 
 # A node is the list ``[g, edges, token]``: ``g`` the gradient summed so far in a backward
@@ -120,6 +141,9 @@ class Trace:
         if s is None:
             if self.outer is not None:
                 self._refuse_outer_variable(a)
+            if a._storage is None:
+                # VJPs may save it: a storage's version lets a later write to it be caught.
+                storage_of(a)
             s = self.leaves[id(a)] = [None, a, self.token]
         n = a._node
         if n is None or n[1] is a:
@@ -151,18 +175,7 @@ class Trace:
         Its result would be a constant to the enclosing trace (the tape records VJPs as NumPy
         code, not as ops), so the enclosing gradient would silently miss the second-order part.
         """
-        outer = self.outer
-        while outer is not None:
-            if outer.depends_on_params(a):
-                raise NotImplementedError(
-                    f"toolkit.tape.gradient (or pullback/jacobian) was called inside a "
-                    f"function being differentiated, and the inner function reads "
-                    f"{describe(a)}, which depends on the outer function's params: the tape "
-                    f"does not differentiate gradients (no higher-order derivatives). Take "
-                    f"the inner gradient outside the outer function, write its formula with "
-                    f"toolkit.tape.numpy ops, or use jax (toolkit.explicit) for higher order"
-                )
-            outer = outer.outer
+        refuse_outer_dependence(self.outer, a, f"the inner function reads {describe(a)}")
 
     def is_leaf(self, a: Array) -> bool:
         """Whether ``a`` comes from outside the function (not computed inside this trace)."""
@@ -239,6 +252,28 @@ class Trace:
             raise
 
 
+def refuse_outer_dependence(tr: Trace | None, a: Any, what: str) -> None:
+    """Raises if ``a`` depends on the params of ``tr`` or of a trace enclosing it.
+
+    A value computed inside a nested ``gradient`` (``pullback``, ``jacobian``) is a constant to
+    the enclosing traces (the tape records VJPs as NumPy code, not as ops), so an enclosing
+    gradient would silently miss the second-order part.
+    """
+    if type(a) is not Array:
+        return
+    while tr is not None:
+        if tr.depends_on_params(a):
+            raise NotImplementedError(
+                f"toolkit.tape.gradient (or pullback/jacobian) was called inside a function "
+                f"being differentiated, and {what}, which depends on the outer function's "
+                f"params: the tape does not differentiate gradients (no higher-order "
+                f"derivatives). Take the inner gradient outside the outer function, write its "
+                f"formula with toolkit.tape.numpy ops, or use jax (toolkit.explicit) for "
+                f"higher order"
+            )
+        tr = tr.outer
+
+
 def _identity(g: Any) -> Any:
     return g
 
@@ -262,6 +297,18 @@ def _new(data: Any) -> Array:
     a._storage = None
     a._parent = None
     a.name = None
+    return a
+
+
+def constant(data: Any) -> Array:
+    """A new array around ``data`` that no gradient reaches (``zeros``, ``ones``, ...).
+
+    Made inside a differentiated function, it counts as computed there, so it may be written
+    in place (``z = zeros(3); z[0] = x[1]``) like any other intermediate.
+    """
+    a = _new(data)
+    if _trace is not None:
+        a._node = _trace.const
     return a
 
 
@@ -376,37 +423,34 @@ class Array:
         return f"Array({np.array2string(np.asarray(self._data), separator=', ')}{name})"
 
     def __setitem__(self, index: Any, value: Any) -> None:
-        _write(self, "__setitem__", index, value)
+        _write(self, "set", index, value)
 
     def __iadd__(self, other: Any) -> Array:
-        if _trace is not None:
-            # Inside a differentiated function ``h += v`` rebinds ``h`` (as with jax arrays).
-            return self + other
-        _write(self, "__iadd__", None, other)
+        _write(self, "add", ..., other)
         return self
 
     def __isub__(self, other: Any) -> Array:
-        if _trace is not None:
-            return self - other
-        _write(self, "__isub__", None, other)
+        _write(self, "subtract", ..., other)
         return self
 
     def __imul__(self, other: Any) -> Array:
-        if _trace is not None:
-            return self * other
-        _write(self, "__imul__", None, other)
+        _write(self, "multiply", ..., other)
         return self
 
     def __itruediv__(self, other: Any) -> Array:
-        if _trace is not None:
-            return self / other
-        _write(self, "__itruediv__", None, other)
+        _write(self, "divide", ..., other)
         return self
 
 
 def _refuse_scalar(a: Array, how: str) -> None:
-    """``float(a)``/``a.item()`` inside a trace: refused where it would cut a gradient."""
-    if a._data.dtype.kind == "f" and _trace.depends_on_params(a):
+    """``float(a)``/``a.item()`` inside a trace: refused where it would cut a gradient (of this
+    trace, or of one enclosing it)."""
+    if a._data.dtype.kind != "f":
+        return
+    tr = _trace
+    while tr is not None and not tr.depends_on_params(a):
+        tr = tr.outer
+    if tr is not None:
         raise TypeError(
             f"{how} of {describe(a)} inside a differentiated function would drop its "
             f"gradient (a Python number is a constant to the tape); keep it an array "
@@ -419,34 +463,204 @@ def storage_of(a: Array) -> Storage:
     st = a._storage
     if st is None:
         if not (isinstance(a._data, np.ndarray) and a._data.flags.c_contiguous):
-            # Storage-policy gradients are mapped through byte offsets of a C-ordered owner.
+            # Views and gradients are mapped through byte offsets of a C-ordered owner.
             # ``np.array``, not ``np.ascontiguousarray``: that one makes a 0-d array 1-d.
             a._data = np.array(a._data, order="C")
         st = a._storage = Storage(a)
     return st
 
 
-def _write(a: Array, op: str, index: Any, value: Any) -> None:
-    """An in-place write outside any trace: into the shared memory, bumping its version."""
-    if _trace is not None:
-        raise RuntimeError(
-            f"in-place write to {describe(a)} inside a differentiated function; write the "
-            f"function without mutation (e.g. use toolkit.tape.numpy.where or concatenate)"
-        )
-    st = storage_of(a)
-    v = value._data if isinstance(value, Array) else value
-    data = a._data
-    if op == "__setitem__":
+def region(buf: np.ndarray, owner: np.ndarray, view: np.ndarray) -> np.ndarray:
+    """The part of ``buf`` (shaped like the C-ordered ``owner``) at the elements that ``view``,
+    a view of ``owner``'s memory, covers: a view of ``buf``."""
+    if view is owner:
+        return buf
+    offset = (view.__array_interface__["data"][0]
+              - owner.__array_interface__["data"][0]) // owner.itemsize
+    strides = tuple(s // owner.itemsize * buf.itemsize for s in view.strides)
+    return as_strided(buf.reshape(-1)[offset:], shape=view.shape, strides=strides)
+
+
+def plain_index(index: Any) -> Any:
+    """``index`` with its Arrays (integer or boolean index arrays) as their NumPy values."""
+    if type(index) is Array:
+        return index._data
+    if type(index) is tuple:
+        return tuple(p._data if type(p) is Array else p for p in index)
+    return index
+
+
+def _apply(op: str, data: np.ndarray, index: Any, v: Any) -> None:
+    if op == "set":
         data[index] = v
-    elif op == "__iadd__":
-        data += v
-    elif op == "__isub__":
-        data -= v
-    elif op == "__imul__":
-        data *= v
+    elif op == "add":
+        data[index] += v
+    elif op == "subtract":
+        data[index] -= v
+    elif op == "multiply":
+        data[index] *= v
     else:
-        data /= v
-    st.version += 1
+        data[index] /= v
+
+
+def _write(a: Array, op: str, index: Any, value: Any) -> None:
+    """``a[index] = value`` (``op`` "set"), or ``+= -= *= /=`` it (``index`` ``...``).
+
+    Memory from outside any differentiated function is written in place, and its version is
+    bumped: a backward pass whose VJPs saved it raises. Memory computed inside one (which its
+    VJPs may have saved) is copied first, every array viewing it repointed to the copy, so the
+    saved values stay intact; inside that function the write is recorded as an op.
+    """
+    index = plain_index(index)
+    tr = _trace
+    if tr is not None:
+        _record_write(tr, a, op, index, value)
+        return
+    v = value._data if type(value) is Array else value
+    st = storage_of(a)
+    if st.views is not None:
+        _copy_on_write(st)
+        st.views = None  # now memory of the outside: later writes go in place
+    else:
+        st.version += 1
+    _apply(op, a._data, index, v)
+
+
+def _copy_on_write(st: Storage) -> tuple[np.ndarray, np.ndarray]:
+    """Moves the owner and every view of ``st`` to a copy of the memory; returns old and new."""
+    owner = st.owner
+    old = owner._data
+    new = old.copy()
+    for u in st.live_views():
+        u._data = region(new, old, u._data)
+    owner._data = new
+    return old, new
+
+
+def _record_write(tr: Trace, a: Array, op: str, index: Any, value: Any) -> None:
+    """An in-place write inside a differentiated function, with NumPy's semantics (every array
+    sharing the memory sees it) and PyTorch's gradients: the owner of the memory gets a node
+    taking the gradient to its old values and to ``value``, and each view of it a node reading
+    its part of the owner."""
+    st = a._storage
+    owner = a if st is None else st.owner
+    on = owner._node
+    if on is None or on[2] is not tr.token or on[1] is owner:
+        raise RuntimeError(
+            f"in-place write to {describe(a)} inside a differentiated function, but its memory "
+            f"comes from outside the function (a param, a constant or a view of one): the "
+            f"write would change it for later calls, and the gradient w.r.t. it is undefined. "
+            f"Write to a copy made inside the function (toolkit.tape.numpy.array(x) or "
+            f"x * 1.0), or use toolkit.tape.numpy.where or concatenate"
+        )
+    vn = None
+    if type(value) is Array:
+        v = value._data
+        n = value._node
+        vn = tr.leaf(value) if n is None or n[2] is not tr.token else n
+        if op in ("multiply", "divide"):
+            _save(tr, value, "an in-place write")
+    else:
+        v = value
+    if op in ("multiply", "divide"):
+        v = np.array(v)  # read again by the backward pass: a later write must not reach it
+    if st is None:
+        old = np.asarray(a._data)
+        a._data = new = np.array(old)
+    else:
+        old, new = _copy_on_write(st)
+    target = a._data
+    if op == "set":
+        pos = np.arange(target.size).reshape(target.shape)[index]
+        if np.unique(pos).size != np.size(pos):
+            raise ValueError(
+                f"the write to {describe(a)} sets an element twice (a repeated index): which "
+                f"value NumPy keeps, and so which one gets the gradient, is unspecified; write "
+                f"each element once"
+            )
+    before = region(old, new, target)[index] if op in ("multiply", "divide") else None
+    _apply(op, target, index, v)
+    edges: list[tuple[Node, Callable[[Any], Any]]] = []
+    if new.dtype.kind == "f":
+        if on is not tr.const:
+            edges.append((on, _kept_vjp(op, new, target, index, v)))
+        if vn is not None and vn is not tr.const:
+            edges.append((vn, _written_vjp(op, new, target, index, v, before, np.shape(v))))
+    node = tr.const
+    if edges:
+        node = [None, edges, tr.token]
+        tr.tape.append(node)
+    owner._node = node
+    for u in st.live_views() if st is not None else ():
+        if node is tr.const:
+            u._node = node
+        else:
+            u._node = [None, [(node, _view_vjp(new, u._data))], tr.token]
+            tr.tape.append(u._node)
+
+
+def _kept_vjp(op: str, owner: np.ndarray, target: np.ndarray, index: Any, v: Any
+              ) -> Callable[[Any], Any]:
+    """The VJP of a written owner w.r.t. its values before the write."""
+    if op in ("add", "subtract"):
+        return _identity
+
+    def vjp(g: Any) -> Any:
+        g = np.array(g)
+        part = region(g, owner, target)
+        if op == "set":
+            part[index] = 0
+        elif op == "multiply":
+            part[index] *= v
+        else:
+            part[index] /= v
+        return g
+
+    return vjp
+
+
+def _written_vjp(op: str, owner: np.ndarray, target: np.ndarray, index: Any, v: Any,
+                 before: Any, shape: tuple[int, ...]) -> Callable[[Any], Any]:
+    """The VJP of a written owner w.r.t. the value written (``before``: the old values)."""
+
+    def vjp(g: Any) -> Any:
+        part = np.array(region(np.asarray(g), owner, target)[index])
+        if op == "subtract":
+            part = -part
+        elif op == "multiply":
+            part = part * before
+        elif op == "divide":
+            part = -part * before / (v * v)
+        # NumPy broadcasts the value to the written part, dropping its leading 1-sized axes.
+        lead = len(shape) - part.ndim
+        return sum_to(part.reshape((1,) * lead + part.shape) if lead > 0 else part, shape)
+
+    return vjp
+
+
+def _view_vjp(owner: np.ndarray, view: np.ndarray) -> Callable[[Any], Any]:
+    """The VJP of a view of a written owner: its gradient placed on its part of the owner."""
+
+    def vjp(g: Any) -> Any:
+        out = np.zeros(owner.shape, dtype=np.result_type(g, owner))
+        region(out, owner, view)[...] = g
+        return out
+
+    return vjp
+
+
+def _save(tr: Trace, a: Array, prim: str) -> None:
+    """Records the version of ``a``'s memory, which a VJP of ``prim`` reads, so that a write
+    to it before the backward pass raises there. Memory computed inside this trace needs none:
+    a write to it copies it first."""
+    st = a._storage
+    if st is None:
+        n = a._node
+        if n is not None and n[2] is tr.token:
+            return
+        st = storage_of(a)
+    if id(a) not in tr.saved:
+        tr.saved[id(a)] = (st, st.version, a, prim)
 
 
 def sum_to(g: Any, shape: tuple[int, ...]) -> Any:
@@ -468,7 +682,8 @@ def unbroadcast(vjp: Callable[[Any], Any], shape: tuple[int, ...]) -> Callable[[
 class _Spec:
     """A primitive's registry entry: its VJP makers and which arguments the VJPs read."""
 
-    __slots__ = ("argnum_maker", "broadcasting", "makers", "name", "saves", "view", "warn_copy")
+    __slots__ = ("argnum_maker", "broadcasting", "makers", "name", "reads", "reads_rest",
+                 "view", "warn_copy")
 
     def __init__(self, name: str, view: bool, broadcasting: bool, warn_copy: bool) -> None:
         self.name = name
@@ -477,11 +692,11 @@ class _Spec:
         self.broadcasting = broadcasting
         self.makers: tuple[VJPMaker | None, ...] = ()
         self.argnum_maker: Callable[..., Callable[[Any], Any]] | None = None
-        self.saves: tuple[int, ...] = ()
+        self.reads: tuple[tuple[int, ...], ...] = ()
+        """Per maker, the arguments its VJP reads."""
+        self.reads_rest: tuple[int, ...] = ()
+        """What the VJPs of the arguments past ``reads`` (an ``argnum`` maker's) read."""
 
-
-_NO_ARG = object()
-"""The default of a primitive's first two parameters: the argument was not passed."""
 
 REGISTRY: dict[str, _Spec] = {}
 """Every primitive by name, with its VJP makers: the one VJP registry."""
@@ -504,87 +719,81 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
             warns (``AliasWarning``), since the result is then no alias of its input.
 
     Returns:
-        A function of Arrays, NumPy arrays and numbers that returns an Array.
+        A function of Arrays, NumPy arrays and numbers that returns an Array. A result that
+        NumPy made a view of an argument (``einsum("i->i", x)``) is a view of it here too.
 
     Example:
+        >>> import toolkit.tape as tp
         >>> double = primitive(lambda x: 2 * x, "double")
         >>> defvjp(double, lambda ans, x: lambda g: 2 * g)
-        >>> import toolkit.tape as tp
         >>> double(tp.array([1.0])).numpy()
         array([2.])
     """
     spec = _Spec(name or raw.__name__, view, broadcasting, warn_copy)
     REGISTRY[spec.name] = spec
 
-    # Named positional-only parameters rather than ``*args``: no tuple to build per call.
-    def prim(x: Any = _NO_ARG, y: Any = _NO_ARG, /, *more: Any, **kwargs: Any) -> Array:
+    def prim(*args: Any, **kwargs: Any) -> Array:
         tr = _trace
-        makers = spec.makers
-        if tr is None or kwargs or more or view or not makers or x is _NO_ARG:
-            args = () if x is _NO_ARG else (x,) if y is _NO_ARG else (x, y, *more)
-            return _call(spec, raw, tr, args, kwargs)
-        # The hot path (one or two operands, inside a trace), unrolled: it runs once per op.
+        if view and type(args[0]) is Array:
+            # Before the view is taken: making the storage may move the source to a C-ordered
+            # copy, which the view must see.
+            storage_of(args[0])
+        # A list operand (``matmul(x, [1.0, 2.0])``) becomes the array NumPy would make of it,
+        # so that VJPs see an array; a NumPy operand is copied inside a trace, since VJPs may
+        # read it after the caller has changed it.
+        vals = [a._data if type(a) is Array else np.asarray(a) if type(a) is list
+                else a.copy() if type(a) is np.ndarray and tr is not None else a for a in args]
+        ans = raw(*vals, **kwargs)
+        out = Array()  # as in ``_new``, inlined: this runs once per op
+        out._data = ans
+        out._node = out._storage = out._parent = out.name = None
+        if type(ans) is np.ndarray and (view or ans.base is not None or ans is vals[0]):
+            _share_memory(spec, out, args, vals, tr)
+        if tr is None:
+            return out
         token = tr.token
         const = tr.const
-        tx = type(x) is Array
-        # A list operand (``matmul(x, [1.0, 2.0])``) becomes the array NumPy would make of it,
-        # so that VJPs see an array.
-        xv = x._data if tx else np.asarray(x) if type(x) is list else x
-        if y is _NO_ARG:
-            ans = raw(xv)
-            edges = ()
-            if tx:
-                n = x._node
-                if n is None or n[2] is not token:
-                    n = tr.leaf(x)
-                if n is not const:
-                    edges = ((n, makers[0](ans, xv)),)
-            ty = False
-        else:
-            edges = []
-            ty = type(y) is Array
-            yv = y._data if ty else np.asarray(y) if type(y) is list else y
-            ans = raw(xv, yv)
-            # ``xs``/``ys``: an operand's shape where broadcasting changed it (its VJP's result
-            # is summed back to it). Each ``.shape`` builds a tuple, so two same-shape arrays
-            # (the common case) are settled by one comparison.
-            xs = ys = None
-            if broadcasting and not (tx and ty and xv.shape == yv.shape):
-                shape = ans.shape
-                if tx and xv.shape != shape:
-                    xs = xv.shape
-                if ty and yv.shape != shape:
-                    ys = yv.shape
-            if tx:
-                n = x._node
-                if n is None or n[2] is not token:
-                    n = tr.leaf(x)
-                if n is not const and makers[0] is not None:
-                    vjp = makers[0](ans, xv, yv)
-                    edges.append((n, vjp if xs is None else unbroadcast(vjp, xs)))
-            if ty and len(makers) > 1:
-                n = y._node
-                if n is None or n[2] is not token:
-                    n = tr.leaf(y)
-                if n is not const and makers[1] is not None:
-                    vjp = makers[1](ans, xv, yv)
-                    edges.append((n, vjp if ys is None else unbroadcast(vjp, ys)))
-        out = Array()  # as in ``_new``, inlined
-        out._data = ans
-        out._storage = out._parent = out.name = None
+        makers = spec.makers
+        reads = spec.reads
+        edges = []
+        read: tuple[int, ...] = ()
+        for i, a in enumerate(args):
+            if type(a) is not Array:
+                continue
+            n = a._node
+            if n is None or n[2] is not token:
+                n = tr.leaf(a)
+            if n is const:
+                continue
+            if i < len(makers):
+                mk = makers[i]
+                if mk is None:
+                    continue
+                vjp = mk(ans, *vals, **kwargs)
+                read += reads[i]
+            elif spec.argnum_maker is not None:
+                vjp = spec.argnum_maker(i, ans, *vals, **kwargs)
+                read += spec.reads_rest
+            else:
+                continue
+            # A broadcast operand's VJP result is summed back to its shape. Decided here, once
+            # per call, so that same-shape calls pay nothing in the backward pass.
+            if broadcasting and vals[i].shape != ans.shape:
+                vjp = unbroadcast(vjp, vals[i].shape)
+            edges.append((n, vjp))
         if not edges:
             out._node = const
             return out
         out._node = node = [None, edges, token]
         tr.tape.append(node)
-        saves = spec.saves
-        if saves:
-            # The operands are already at hand: no loop over ``args``.
-            saved = tr.saved
-            if tx and x._storage is not None and 0 in saves and id(x) not in saved:
-                saved[id(x)] = (x._storage, x._storage.version, x, spec.name)
-            if ty and y._storage is not None and 1 in saves and id(y) not in saved:
-                saved[id(y)] = (y._storage, y._storage.version, y, spec.name)
+        for i in read:
+            a = args[i] if i < len(args) else None
+            if type(a) is Array:
+                st = a._storage
+                if st is None:
+                    _save(tr, a, spec.name)
+                elif id(a) not in tr.saved:
+                    tr.saved[id(a)] = (st, st.version, a, spec.name)
         return out
 
     prim.__name__ = prim.__qualname__ = spec.name
@@ -594,58 +803,31 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
     return prim
 
 
-def _call(spec: _Spec, raw: Callable[..., Any], tr: Trace | None, args: tuple[Any, ...],
-          kwargs: dict[str, Any]) -> Array:
-    """A primitive call in general: any arity, keywords, views, or outside a trace."""
-    if spec.view and tr is None and type(args[0]) is Array:
-        # A view made outside a trace must share a storage: make the source's first.
-        storage_of(args[0])
-    vals = [a._data if type(a) is Array else a for a in args]
-    ans = raw(*vals, **kwargs)
-    out = _new(ans)
-    if spec.view:
-        src = args[0]
-        if type(src) is Array:
-            if np.may_share_memory(ans, vals[0]):
-                out._storage = src._storage
-                out._parent = src
-            elif spec.warn_copy and tr is None and np.size(ans):
-                _warn_copy(spec.name, src, ans)
-    if tr is None:
-        return out
-    edges = []
-    makers = spec.makers
+def _share_memory(spec: _Spec, out: Array, args: tuple[Any, ...], vals: list[Any],
+                  tr: Trace | None) -> None:
+    """Makes ``out`` a view of the argument whose memory NumPy's result shares, if any.
+
+    A view shares its source's storage and records it as ``.parent``; one of memory computed
+    inside a trace is registered there, so that a write repoints it with the rest.
+    """
+    ans = out._data
     for i, a in enumerate(args):
-        if type(a) is not Array:
+        if type(a) is not Array or not np.may_share_memory(ans, vals[i]):
             continue
-        n = a._node
-        if n is None or n[2] is not tr.token:
-            n = tr.leaf(a)
-        if n is tr.const:
-            continue
-        if makers:
-            mk = makers[i] if i < len(makers) else None
-            if mk is None:
-                continue
-            vjp = mk(ans, *vals, **kwargs)
-        elif spec.argnum_maker is not None:
-            vjp = spec.argnum_maker(i, ans, *vals, **kwargs)
-        else:
-            continue
-        if spec.broadcasting and vals[i].shape != np.shape(ans):
-            vjp = unbroadcast(vjp, vals[i].shape)
-        edges.append((n, vjp))
-    if not edges:
-        out._node = tr.const
-        return out
-    out._node = node = [None, edges, tr.token]
-    tr.tape.append(node)
-    for i in spec.saves:
-        if i < len(args):
-            a = args[i]
-            if type(a) is Array and a._storage is not None and id(a) not in tr.saved:
-                tr.saved[id(a)] = (a._storage, a._storage.version, a, spec.name)
-    return out
+        st = storage_of(a)
+        if not np.may_share_memory(ans, a._data):
+            return  # making the storage moved ``a`` to a C-ordered copy: ``ans`` owns the rest
+        out._storage = st
+        out._parent = a
+        if st.views is not None:
+            st.views.append(weakref.ref(out))
+        if tr is not None and not spec.view:
+            # VJPs may read the result, which is the argument's memory.
+            _save(tr, out, spec.name)
+        return
+    src = args[0]
+    if spec.view and spec.warn_copy and tr is None and type(src) is Array and np.size(ans):
+        _warn_copy(spec.name, src, ans)
 
 
 def _warn_copy(name: str, src: Array, ans: Any) -> None:
@@ -659,26 +841,39 @@ def _warn_copy(name: str, src: Array, ans: Any) -> None:
     )
 
 
-def defvjp(prim: Callable[..., Any], *makers: VJPMaker | None, saves: tuple[int, ...] | None = None
-           ) -> None:
+def defvjp(prim: Callable[..., Any], *makers: VJPMaker | None,
+           saves: tuple[int, ...] | tuple[tuple[int, ...], ...] | None = None) -> None:
     """Declares ``prim``'s VJP, one maker per positional argument (HIPS autograd style).
 
     Each maker is ``lambda ans, *args, **kwargs: lambda g: grad_for_that_argument``; ``None``
     marks a non-differentiable argument. ``saves`` lists the arguments whose values the VJPs
-    read (default: all), so in-place writes to them are caught before the backward pass.
+    read (default: all), or, one tuple per maker, what that maker's VJP reads: an argument is
+    recorded only when a VJP that reads it is made, and an in-place write to a recorded one
+    before the backward pass makes it raise. (The result itself needs no entry: it is memory
+    computed inside the trace, which a write copies first.)
 
     Example:
         >>> sq = primitive(lambda x: x * x, "sq")
         >>> defvjp(sq, lambda ans, x: lambda g: 2 * x * g, saves=(0,))
+        >>> mul = primitive(lambda x, y: x * y, "mul")
+        >>> defvjp(mul, lambda ans, x, y: lambda g: g * y, lambda ans, x, y: lambda g: g * x,
+        ...        saves=((1,), (0,)))
     """
     spec: _Spec = prim._spec  # type: ignore[attr-defined]
     spec.makers = makers
-    spec.saves = tuple(range(len(makers))) if saves is None else saves
+    if saves is None:
+        saves = tuple(range(len(makers)))
+    if saves and not isinstance(saves[0], int):
+        spec.reads = tuple(saves)  # type: ignore[arg-type]
+    else:
+        spec.reads = (tuple(saves),) * len(makers)  # type: ignore[arg-type]
 
 
 def defvjp_argnum(prim: Callable[..., Any], maker: Callable[..., Callable[[Any], Any]],
                   saves: tuple[int, ...] = ()) -> None:
     """Declares a VJP for variadic primitives: ``maker(argnum, ans, *args, **kwargs)``.
+
+    ``saves`` lists the arguments the VJPs read.
 
     Example:
         >>> cat = primitive(lambda *xs: np.concatenate(xs), "cat")
@@ -687,7 +882,7 @@ def defvjp_argnum(prim: Callable[..., Any], maker: Callable[..., Callable[[Any],
     spec: _Spec = prim._spec  # type: ignore[attr-defined]
     spec.makers = ()
     spec.argnum_maker = maker
-    spec.saves = saves
+    spec.reads_rest = saves
 
 
 def nondifferentiable(raw: Callable[..., Any], name: str | None = None) -> Callable[..., Any]:

@@ -34,6 +34,7 @@ from toolkit.tape._core import (
     Trace,
     caller_level,
     describe,
+    refuse_outer_dependence,
     set_trace,
     storage_of,
 )
@@ -213,6 +214,11 @@ def _value(out: Any) -> Any:
 
 
 def _seed(out: Array, seed: Any) -> np.ndarray:
+    # Inside an enclosing differentiated function, a seed computed from its params would
+    # enter this backward pass as a constant: the second-order part would be lost silently.
+    if isinstance(seed, Array):
+        refuse_outer_dependence(_core._trace, seed,
+                                f"the seed given to back() is {describe(seed)}")
     if seed is None:
         if out.ndim != 0:
             raise ValueError(

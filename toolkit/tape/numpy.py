@@ -30,7 +30,6 @@ from toolkit.tape._core import (
     REGISTRY,
     Array,
     _identity,
-    _new,
     defvjp,
     defvjp_argnum,
     nondifferentiable,
@@ -69,7 +68,8 @@ subtract = primitive(np.subtract, "subtract", broadcasting=True)
 defvjp(subtract, lambda ans, x, y: _identity, lambda ans, x, y: np.negative, saves=())
 
 multiply = primitive(np.multiply, "multiply", broadcasting=True)
-defvjp(multiply, lambda ans, x, y: lambda g: g * y, lambda ans, x, y: lambda g: g * x)
+defvjp(multiply, lambda ans, x, y: lambda g: g * y, lambda ans, x, y: lambda g: g * x,
+       saves=((1,), (0,)))
 
 divide = primitive(np.divide, "divide", broadcasting=True)
 defvjp(divide, lambda ans, x, y: lambda g: g / y,
@@ -183,7 +183,8 @@ def _matmul_vjp(argnum: int, x: Any, y: Any) -> Any:
 
 
 matmul = primitive(np.matmul, "matmul")
-defvjp(matmul, lambda ans, x, y: _matmul_vjp(0, x, y), lambda ans, x, y: _matmul_vjp(1, x, y))
+defvjp(matmul, lambda ans, x, y: _matmul_vjp(0, x, y), lambda ans, x, y: _matmul_vjp(1, x, y),
+       saves=((1,), (0,)))
 
 
 def _ndim(a: Any) -> int:
@@ -293,8 +294,15 @@ def _logsumexp(x: Any, axis: Any = None, keepdims: bool = False) -> Any:
 
 
 logsumexp = primitive(_logsumexp, "logsumexp")
-defvjp(logsumexp, lambda ans, x, axis=None, keepdims=False:
-       lambda g: _unreduce(g, x, axis, keepdims) * np.exp(x - _unreduce(ans, x, axis, keepdims)))
+
+
+def _logsumexp_vjp(ans: Any, x: Any, axis: Any = None, keepdims: bool = False) -> Any:
+    # The softmax is taken now, so the VJP reads neither x nor the result.
+    p = np.exp(x - _unreduce(ans, x, axis, keepdims))
+    return lambda g: _unreduce(g, p, axis, keepdims) * p
+
+
+defvjp(logsumexp, _logsumexp_vjp, saves=())
 
 
 def _softmax(x: Any, axis: Any = -1) -> Any:
@@ -448,12 +456,11 @@ def _is_basic(index: Any) -> bool:
     )
 
 
-def _plain_index(index: Any) -> Any:
-    if isinstance(index, Array):
-        return index._data
-    if isinstance(index, tuple):
-        return tuple(p._data if isinstance(p, Array) else p for p in index)
-    return index
+def _own_index(index: Any) -> Any:
+    """An advanced index with its arrays and lists copied: the VJP reads them later."""
+    if type(index) is tuple:
+        return tuple(np.array(p) if isinstance(p, np.ndarray | list) else p for p in index)
+    return np.array(index) if isinstance(index, np.ndarray | list) else index
 
 
 def _element_index(index: Any) -> Any:
@@ -479,10 +486,10 @@ def getitem(x: Any, index: Any) -> Array:
         >>> x = array([1.0, 2.0]); getitem(x, 1).base is x
         True
     """
-    index = _plain_index(index)
+    index = _core.plain_index(index)
     if _is_basic(index):
         return _getitem_view(x, _element_index(index))
-    return _getitem_copy(x, index)
+    return _getitem_copy(x, _own_index(index))
 
 
 # --- constants --------------------------------------------------------------------------------
@@ -536,7 +543,7 @@ def array(data: Any, *, name: str | None = None, dtype: Any = None) -> Array:
             f"toolkit.tape arrays are float32 or float64 (or integer/bool constants); "
             f"got dtype {buf.dtype}"
         )
-    a = _new(buf)
+    a = _core.constant(buf)
     a._storage = _core.Storage(a)
     a.name = name
     return a
@@ -582,7 +589,7 @@ def zeros(shape: Any, dtype: Any = np.float64) -> Array:
         >>> zeros(2).numpy()
         array([0., 0.])
     """
-    return _new(np.zeros(shape, dtype=dtype))
+    return _core.constant(np.zeros(shape, dtype=dtype))
 
 
 def ones(shape: Any, dtype: Any = np.float64) -> Array:
@@ -592,7 +599,7 @@ def ones(shape: Any, dtype: Any = np.float64) -> Array:
         >>> ones(2).numpy()
         array([1., 1.])
     """
-    return _new(np.ones(shape, dtype=dtype))
+    return _core.constant(np.ones(shape, dtype=dtype))
 
 
 def zeros_like(a: Any, dtype: Any = None) -> Array:
@@ -602,7 +609,7 @@ def zeros_like(a: Any, dtype: Any = None) -> Array:
         >>> zeros_like(array([1.0])).numpy()
         array([0.])
     """
-    return _new(np.zeros(a.shape if isinstance(a, Array) else np.shape(a),
+    return _core.constant(np.zeros(a.shape if isinstance(a, Array) else np.shape(a),
                          dtype=dtype or getattr(a, "dtype", np.float64)))
 
 
@@ -613,7 +620,7 @@ def ones_like(a: Any, dtype: Any = None) -> Array:
         >>> ones_like(array([1.0])).numpy()
         array([1.])
     """
-    return _new(np.ones(a.shape if isinstance(a, Array) else np.shape(a),
+    return _core.constant(np.ones(a.shape if isinstance(a, Array) else np.shape(a),
                         dtype=dtype or getattr(a, "dtype", np.float64)))
 
 
@@ -625,7 +632,7 @@ def eye(N: int, M: int | None = None, k: int = 0, dtype: Any = np.float64) -> Ar
         array([[0., 1.],
                [0., 0.]])
     """
-    return _new(np.eye(N, M, k=k, dtype=dtype))
+    return _core.constant(np.eye(N, M, k=k, dtype=dtype))
 
 
 # --- more elementwise functions ---------------------------------------------------------------
@@ -796,8 +803,10 @@ defvjp(var, lambda ans, x, axis=None, *, ddof=0, keepdims=False:
 
 std = primitive(lambda x, axis=None, *, ddof=0, keepdims=False:
                 np.std(x, axis=axis, ddof=ddof, keepdims=keepdims), "std")
+# At zero spread every x - mean is 0: the gradient is 0 there (as PyTorch's), not 0 / 0.
 defvjp(std, lambda ans, x, axis=None, *, ddof=0, keepdims=False:
-       lambda g: _unreduce(g / ans, x, axis, keepdims) / (_count(ans, x) - ddof)
+       lambda g: _unreduce(g / np.where(ans == 0, np.inf, ans), x, axis, keepdims)
+       / (_count(ans, x) - ddof)
        * (x - np.mean(x, axis=axis, keepdims=True)))
 
 cumsum = primitive(lambda x, axis=None: np.cumsum(x, axis=axis), "cumsum")
@@ -1066,19 +1075,25 @@ defvjp(pad, lambda ans, x, pad_width, mode="constant", **kw:
        lambda g: _unpad(x, pad_width, mode, kw, g), saves=())
 
 
-def _unsort(x: Any, axis: Any, g: Any) -> Any:
-    """Puts each sorted element's cotangent back where that element came from."""
-    if axis is None:
-        flat = np.empty(x.size, dtype=g.dtype)
-        flat[np.argsort(x, axis=None, kind="stable")] = g
-        return flat.reshape(x.shape)
-    out = np.empty(x.shape, dtype=g.dtype)
-    np.put_along_axis(out, np.argsort(x, axis=axis, kind="stable"), g, axis)
-    return out
+def _unsort_vjp(x: Any, axis: Any) -> Any:
+    """Puts each sorted element's cotangent back where that element came from (the order is
+    taken now, so the VJP does not read ``x``)."""
+    order, shape = np.argsort(x, axis=axis, kind="stable"), np.shape(x)
+
+    def vjp(g: Any) -> Any:
+        if axis is None:
+            flat = np.empty(order.size, dtype=g.dtype)
+            flat[order] = g
+            return flat.reshape(shape)
+        out = np.empty(shape, dtype=g.dtype)
+        np.put_along_axis(out, order, g, axis)
+        return out
+
+    return vjp
 
 
 sort = primitive(lambda x, axis=-1: np.sort(x, axis=axis, kind="stable"), "sort")
-defvjp(sort, lambda ans, x, axis=-1: lambda g: _unsort(x, axis, g))
+defvjp(sort, lambda ans, x, axis=-1: _unsort_vjp(x, axis), saves=())
 argsort = nondifferentiable(np.argsort, "argsort")
 
 
