@@ -109,22 +109,54 @@ def test_import_parser_counts_lazy_imports_and_skips_type_checking_ones():
 
 
 def test_no_import_cycles_among_toolkit_modules():
-    # Every module, the tape engine's internals included, imports strictly one way.
+    # Every module of the package, the tape engine's internals included: no exemptions.
     graph = import_graph()
-    assert "toolkit.runner.strategies" in graph and "toolkit.runner.implicit" in graph
+    assert "toolkit.runner.strategies" in graph and "toolkit.tape._core" in graph
     cycle = find_cycle(graph)
     assert cycle is None, " -> ".join(cycle or [])
 
 
-def test_backends_return_records_and_never_import_the_registry():
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module ``start`` imports, directly or through others."""
+    seen: set[str] = set()
+    todo = [start]
+    while todo:
+        for nxt in graph[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+# The runner's stages in the order data flows; no stage imports a later one, even indirectly.
+# The registry (strategies) comes before the preflight, which checks names against it.
+RUNNER_FLOW = ["config", "strategies", "preflight", "reference", "compare", "results", "run",
+               "report", "publish"]
+
+
+def test_data_flows_one_way_through_the_runner():
     graph = import_graph()
-    backends = ["toolkit.runner.implicit", *(m for m in graph if m.startswith("toolkit.explicit"))]
-    for module in backends:
-        assert "toolkit.runner.strategies" not in graph[module], module
-    assert "toolkit.runner.results" in graph["toolkit.runner.implicit"]
-    assert "toolkit.runner.results" in graph["toolkit.explicit._run"]
-    # The records depend on nothing else in the package, so anything may import them.
-    assert graph["toolkit.runner.results"] == set()
+    records = {"toolkit.runner.results"}  # the records every stage may build or read
+    for i, stage in enumerate(RUNNER_FLOW):
+        later = {f"toolkit.runner.{s}" for s in RUNNER_FLOW[i + 1:]} - records
+        assert not reachable(graph, f"toolkit.runner.{stage}") & later, stage
+    # Parsing a config runs no experiment code and needs no strategy.
+    assert reachable(graph, "toolkit.runner.config") <= {"toolkit.errors"}
+
+
+def test_engines_and_transforms_never_import_the_runner():
+    graph = import_graph()
+    for module in graph:
+        if module.startswith(("toolkit.tape", "toolkit.transforms", "toolkit.explicit")):
+            bad = {d for d in reachable(graph, module) if d.startswith(("toolkit.runner",
+                                                                        "toolkit.cli"))}
+            assert not bad, (module, bad)
+        if module.startswith("toolkit.tape"):
+            assert all(d.startswith("toolkit.tape") for d in graph[module]), module
+    # Both engines take a Problem and return the records it defines.
+    assert "toolkit.problem" in graph["toolkit.runner.implicit"]
+    assert "toolkit.problem" in graph["toolkit.explicit._run"]
+    assert reachable(graph, "toolkit.problem") == {"toolkit.experiment"} | reachable(
+        graph, "toolkit.experiment")
 
 
 def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -137,8 +169,8 @@ def _python(code: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 @pytest.mark.parametrize(
     "module",
-    ["toolkit.runner.reference", "toolkit.runner.compare", "toolkit.runner.strategies",
-     "toolkit.runner.report", "toolkit.transforms"],
+    ["toolkit.runner.config", "toolkit.runner.reference", "toolkit.runner.compare",
+     "toolkit.runner.strategies", "toolkit.runner.report", "toolkit.transforms"],
 )
 def test_module_imports_without_jax(module, tmp_path):
     done = _python(
@@ -196,6 +228,9 @@ def test_package_ships_top_level_experiments_and_configs_as_the_only_copies():
 
 
 RUNNER_MODULES = [
+    "toolkit.problem",
+    "toolkit.runner.config",
+    "toolkit.runner.preflight",
     "toolkit.runner.results",
     "toolkit.runner.strategies",
     "toolkit.runner.implicit",

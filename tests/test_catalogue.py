@@ -50,7 +50,7 @@ class _Tied(np.ndarray):
 @cache
 def _built(experiment: str) -> dict[str, Case]:
     """The cases built from the shipped config's hyperparameters."""
-    from toolkit.runner.config import load_config
+    from toolkit.runner.preflight import load_config
 
     cfg = load_config(ROOT / "configs" / f"{experiment}.toml")
     return {c.name: c for c in cfg.build_cases()}

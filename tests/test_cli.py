@@ -331,7 +331,7 @@ def test_wheel_from_a_clean_checkout_runs_the_demo_and_every_shipped_config(tmp_
 def test_disk_full_on_the_second_config_keeps_none_of_this_run(tmp_path, monkeypatch, capsys):
     import errno
 
-    import toolkit.runner.run as run_module
+    import toolkit.runner.rundir as run_module
 
     out = tmp_path / "out"
     assert main(["run", str(small_config(tmp_path)), "--out", str(out), "--quiet"]) == 0

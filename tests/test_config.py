@@ -10,7 +10,7 @@ import pytest
 
 import toolkit
 from toolkit.errors import ConfigError
-from toolkit.runner.config import Config, load_config, load_config_text
+from toolkit.runner.preflight import Config, load_config, load_config_text
 from toolkit.runner.strategies import STRATEGIES, TRAIN_STRATEGIES
 
 ROOT = Path(__file__).resolve().parents[1]

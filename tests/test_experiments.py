@@ -9,12 +9,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
+from toolkit.experiments import aliasing, tied_autoencoder
 
 from toolkit.experiment import Case, Param, ParamTree, tie
-from toolkit.experiments import aliasing, tied_autoencoder
 from toolkit.explicit import Alias, alias_namespace
 from toolkit.namespaces import jax_namespace, numpy_namespace
-from toolkit.runner.config import load_config
+from toolkit.runner.preflight import load_config
 from toolkit.runner.strategies import TRAIN_STRATEGIES, compute_gradients, make_trainer
 
 ROOT = Path(__file__).resolve().parents[1]

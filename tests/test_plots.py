@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from toolkit.runner.plots import overlaps, plot_training, training_figure
-from toolkit.runner.run import TrainingHistory
+from toolkit.runner.results import TrainingHistory
 
 STEPS = 60
 LOSS = list(np.linspace(1.0, 0.1, STEPS))

@@ -5,9 +5,9 @@ from pathlib import Path
 
 import numpy as np
 
-from toolkit.runner.config import load_config
+from toolkit.runner.preflight import load_config
 from toolkit.runner.publish import key_table, render_index, short_verdict
-from toolkit.runner.results import Verdict
+from toolkit.runner.results import CaseResult, RunResult, StrategyResult, Verdict
 from toolkit.runner.run import run_config
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,19 +52,18 @@ def test_index_lists_every_committed_config():
 
 
 def test_key_table_marks_only_non_exact_cells():
-    summary = {
-        "config": "configs/x.toml",
-        "cases": {"c": {"wrt": ["w"], "aliases": {"w": ["w", "wt"]}, "reference": {},
-                        "strategies": {"a": {"verdicts": {
-            "per-param": {"w": Verdict("exact").to_json()},
-            "per-storage": {"w": Verdict("missing", via=("wt",)).to_json()},
-        }}}}},
-    }
-    (_, _, row) = key_table([summary], ["a"])
-    assert row == "| x / c | exact / missing (via wt) |"
-    assert "exact" in render_index([("x", {**summary, "title": "X", "strategies": ["a"]}, [])])
-    assert short_verdict(Verdict("no-step").to_json()) == "—"
-    three = Verdict("double-counted", via=("a", "b", "c")).to_json()
+    row = StrategyResult(1.0, {}, {}, {}, {
+        "per-param": {"w": Verdict("exact")},
+        "per-storage": {"w": Verdict("missing", via=("wt",))},
+    })
+    case = CaseResult("", ("w",), {"w": ("w", "wt")}, 1.0, {}, {"a": row})
+    run = RunResult("X", "configs/x.toml", "e", {}, "float64", 0, 1e-6, 1e-9, ("a",),
+                    {"c": case}, ())
+    (_, _, line) = key_table([run], ["a"])
+    assert line == "| x / c | exact / missing (via wt) |"
+    assert "exact" in render_index([("x", run, [])])
+    assert short_verdict(Verdict("no-step")) == "—"
+    three = Verdict("double-counted", via=("a", "b", "c"))
     assert short_verdict(three) == "double (via a, … 3 aliases)"
 
 
@@ -80,7 +79,7 @@ def tree(folder):
 
 
 def test_publishing_twice_gives_the_same_bytes(tmp_path, monkeypatch):
-    from toolkit.runner.config import load_config_text
+    from toolkit.runner.preflight import load_config_text
     from toolkit.runner.publish import publish_run, write_index
 
     roots = []
@@ -88,7 +87,7 @@ def test_publishing_twice_gives_the_same_bytes(tmp_path, monkeypatch):
         root = tmp_path / f"pub{i}"
         output = run_config(load_config_text(SMALL, name="configs/small.toml"))
         entry = publish_run(output, root)
-        write_index(root, [(entry[0], output.summary, entry[1])])
+        write_index(root, [(entry[0], output.result, entry[1])])
         roots.append(root)
     first, second = (tree(r) for r in roots)
     assert {"README.md", "reference/small/grads.npz", "reference/small/report.md"} <= set(first)

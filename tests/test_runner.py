@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from toolkit.cli import main
-from toolkit.runner.config import load_config
+from toolkit.runner.preflight import load_config
 from toolkit.runner.run import run_config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -14,16 +14,19 @@ from typing import Any
 import numpy as np
 import optax
 import pytest
+from toolkit.experiments import aliasing, tied_autoencoder
 
 from toolkit.experiment import Case, Param, ParamTree, TiedParam, tie
-from toolkit.experiments import aliasing, tied_autoencoder
 from toolkit.namespaces import numpy_namespace
-from toolkit.runner.config import load_config
-from toolkit.runner.results import GradientResult
+from toolkit.problem import GradientResult, Problem
+from toolkit.runner.compare import judge
+from toolkit.runner.preflight import load_config
+from toolkit.runner.reference import compute_reference
 from toolkit.runner.strategies import (
     REGISTRY,
     STRATEGIES,
     TRAIN_STRATEGIES,
+    baseline,
     compute_gradients,
     get_strategy,
     make_trainer,
@@ -293,19 +296,29 @@ def test_unknown_strategy_and_path() -> None:
         compute_gradients("tied", case, case.initial_values(0), {}, ("x",))
     with pytest.raises(ValueError, match="'tied' only trains"):
         get_strategy("tied", training=True).compute_gradients(
-            case, case.initial_values(0), {}, ("x",)
+            Problem(case, case.initial_values(0), {}, ("x",))
         )
 
 
-def test_registry_names_engines_and_object_sharing() -> None:
-    # The registry is the one table of strategies: names, engines, and which engines hold an
-    # identity tie as its source's very object (the tape) rather than a leaf of its own.
-    assert TRAIN_STRATEGIES == tuple(REGISTRY) == (*STRATEGIES, "tied")
-    for name, strategy in REGISTRY.items():
-        assert strategy.name == name
-        assert strategy.engine == ("tape" if name.startswith("implicit") else "jax")
-        assert strategy.shares_objects == (strategy.engine == "tape")
-    assert [n for n, s in REGISTRY.items() if not s.differentiates] == ["tied"]
+def test_registry_entries_behave_as_their_fields_declare() -> None:
+    # Each entry's fields are its behaviour: the engine shows in the tape's global entries,
+    # the must-be-exact rule holds against the finite-difference reference, and the one
+    # baseline is the strategy every training run is measured against.
+    case3 = next(c for c in aliasing.cases() if c.name == "case3")
+    problem = Problem.from_case(case3, seed=0)
+    reference = compute_reference(case3, problem.values, problem.data)
+    for name in STRATEGIES:
+        entry = REGISTRY[name]
+        result = entry.compute_gradients(problem)
+        assert bool(result.globals) == (entry.engine == "tape"), name
+        verdicts = judge(case3, result.grads, problem.wrt, reference, rtol=1e-6, atol=1e-9,
+                         same_object=entry.shares_objects)
+        if entry.must_be_exact:
+            assert all(v.verdict.exact for v in verdicts if v.rule == entry.must_be_exact), name
+    # implicit-identity is not exact per storage here: it is a finding, not a must.
+    assert REGISTRY["implicit-identity"].must_be_exact is None
+    assert [s.name for s in REGISTRY.values() if s.baseline] == [baseline().name]
+    assert not REGISTRY["tied"].differentiates and REGISTRY["tied"].wrap == "tied"
 
 
 # --- training: what each optimizer does to the tied autoencoder's tie ----------------------

@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 def __getattr__(name: str) -> object:
     # Lazy so that `import toolkit` stays cheap (the config loader pulls in optax and jax).
     if name == "load_config":
-        from toolkit.runner.config import load_config
+        from toolkit.runner.preflight import load_config
 
         return load_config
     raise AttributeError(f"module 'toolkit' has no attribute {name!r}")

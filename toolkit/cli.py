@@ -160,8 +160,8 @@ def _output_error(out: Path, e: OSError) -> OutputError:
 
 
 def _load_configs(paths: Sequence[str]) -> list[Any]:
-    from toolkit.runner.config import load_config, load_config_text
     from toolkit.runner.demo import demo_configs
+    from toolkit.runner.preflight import load_config, load_config_text
 
     if paths:
         return [load_config(Path(c)) for c in paths]
@@ -187,7 +187,8 @@ def _summary_lines(results: Sequence[tuple[Any, Path]]) -> list[str]:
 def cmd_run(args: argparse.Namespace, console: Console) -> int:
     """Runs configs (or the embedded demo) and writes one run folder per config."""
     from toolkit.runner.interrupt import checkpoint
-    from toolkit.runner.run import run_config, write_run
+    from toolkit.runner.run import run_config
+    from toolkit.runner.rundir import write_run
 
     # Everything is validated before anything is computed, and everything is computed before
     # anything is written: bad input, a failing experiment or an interrupt leaves --out as it was.
@@ -228,7 +229,7 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
 
 def cmd_publish(args: argparse.Namespace, console: Console) -> int:
     """Runs every repository config into ``results/reference/`` and rewrites the index."""
-    from toolkit.runner.config import load_config
+    from toolkit.runner.preflight import load_config
     from toolkit.runner.publish import publish_run, write_index
     from toolkit.runner.run import run_config
 
@@ -248,7 +249,7 @@ def cmd_publish(args: argparse.Namespace, console: Console) -> int:
             folder, plots = publish_run(output, root)
         except OSError as e:
             raise _output_error(root, e) from None
-        entries.append((folder, output.summary, plots))
+        entries.append((folder, output.result, plots))
         failed |= not output.ok
         console.progress(f"{config.name}: checks {sum(c.passed for c in output.checks)}/"
                          f"{len(output.checks)} passed, {output.timing['total']:.1f} s")

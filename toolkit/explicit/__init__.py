@@ -1,13 +1,18 @@
 """JAX explicit-params backends over the shared experiments.
 
-``explicit``, ``explicit-merged`` and ``explicit-shared`` gradients (jitted ``jax.grad`` on a
-params pytree) and their trainers, including ``tied`` (:func:`toolkit.transforms.tied` on the
-untied tree). Callers normally go through :mod:`toolkit.runner.strategies`.
+Gradients (jitted ``jax.grad`` on a params pytree) and trainers for each pytree layout:
+``copies`` (every path a leaf), ``merged`` (every alias of a differentiated storage a leaf,
+tied gradients merged) and ``shared`` (one leaf per storage). Training wraps the optimizer as
+given, after :func:`toolkit.transforms.merge_tied_gradients`, or in
+:func:`toolkit.transforms.tied`. Callers normally go through the registry of
+:mod:`toolkit.runner.strategies`, whose entries name the layout and the wrap.
 
 Example:
     >>> from toolkit.experiments.aliasing import cases
+    >>> from toolkit.problem import Problem
     >>> case5 = next(c for c in cases() if c.name == "case5")
-    >>> r = compute_gradients("explicit", case5, case5.initial_values(0), {}, ("x", "xt"))
+    >>> r = compute_gradients("explicit", Problem(case5, case5.initial_values(0), {}, ("x", "xt")),
+    ...                       layout="copies")
     >>> r.grads["x"], r.grads["xt"]
     (array([1.]), array([[1.]]))
 """

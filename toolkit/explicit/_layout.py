@@ -1,13 +1,13 @@
 """How each JAX strategy lays a case's parameters out as a pytree of leaves.
 
-* ``explicit``: every parameter path is its own leaf; a tie's leaf holds a copy of
-  ``map(source)``. Its ``.parent`` is ``map⁻¹(copy)``. Only the ``wrt`` leaves are
+* ``copies`` (``explicit``): every parameter path is its own leaf; a tie's leaf holds a copy
+  of ``map(source)``. Its ``.parent`` is ``map⁻¹(copy)``. Only the ``wrt`` leaves are
   differentiated.
-* ``explicit-merged`` (and ``tied`` in training): the same leaves, but every alias of each
-  differentiated storage is differentiated, and :class:`~toolkit.transforms.Tie` objects
-  link each alias to its source so gradients can be merged.
-* ``explicit-shared``: one leaf per storage; an alias is ``map(source)`` computed inside the
-  loss, its ``.parent`` the source leaf.
+* ``merged`` (``explicit-merged``, and ``tied`` in training): the same leaves, but every alias
+  of each differentiated storage is differentiated, and :class:`~toolkit.transforms.Tie`
+  objects link each alias to its source so gradients can be merged.
+* ``shared`` (``explicit-shared``): one leaf per storage; an alias is ``map(source)`` computed
+  inside the loss, its ``.parent`` the source leaf.
 
 Leaves live in a flat dict keyed by parameter path; :mod:`toolkit.transforms` resolves its
 dotted tie paths against exactly those keys.
@@ -29,6 +29,7 @@ from toolkit.namespaces import jax_namespace
 from toolkit.transforms import Tie
 
 NAMESPACE = alias_namespace(jax_namespace())
+KINDS = ("copies", "merged", "shared")
 
 
 def use_dtype(values: Mapping[str, np.ndarray]) -> None:
@@ -46,35 +47,36 @@ class Layout:
     """A case's parameters as JAX leaves, for one strategy.
 
     Attributes:
-        strategy: ``explicit``, ``explicit-merged`` (also the ``tied`` trainer's layout) or
-            ``explicit-shared``.
+        kind: ``"copies"``, ``"merged"`` or ``"shared"``.
         case: the experiment case.
         leaves: initial value of every leaf, keyed by parameter path.
         diff: the differentiated leaves.
     """
 
-    strategy: str
+    kind: str
     case: Case
     leaves: dict[str, jax.Array]
     diff: tuple[str, ...]
 
     @classmethod
     def build(
-        cls, strategy: str, case: Case, values: Mapping[str, np.ndarray], wrt: Sequence[str]
+        cls, kind: str, case: Case, values: Mapping[str, np.ndarray], wrt: Sequence[str]
     ) -> Layout:
-        """Lays ``case`` out for ``strategy`` from the storages' initial ``values``."""
+        """Lays ``case`` out as ``kind`` from the storages' initial ``values``."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown layout {kind!r}; valid: {', '.join(KINDS)}")
         use_dtype(values)
         storages = _unique([case.storage_of(p) for p in wrt])
-        if strategy == "explicit-shared":
+        if kind == "shared":
             leaves = {s: jnp.asarray(values[s]) for s in case.sources}
-            return cls(strategy, case, leaves, storages)
+            return cls(kind, case, leaves, storages)
         leaves = {
             path: jnp.asarray(case.map_of(path).apply(np.asarray(values[case.storage_of(path)])))
             for path in case.params
         }
-        if strategy == "explicit":
-            return cls(strategy, case, leaves, _unique(wrt))
-        return cls(strategy, case, leaves, tuple(a for s in storages for a in case.aliases_of(s)))
+        if kind == "copies":
+            return cls(kind, case, leaves, _unique(wrt))
+        return cls(kind, case, leaves, tuple(a for s in storages for a in case.aliases_of(s)))
 
     def split(self) -> tuple[dict[str, jax.Array], dict[str, jax.Array]]:
         """The leaves as ``(differentiated, constant)`` dicts."""
@@ -91,7 +93,7 @@ class Layout:
                 continue
             source = leaves[spec.source]
             tie_map = self.case.map_of(path)
-            if self.strategy == "explicit-shared":
+            if self.kind == "shared":
                 flat[path] = Alias(tie_map.apply(source), parent=lambda s=source: s)
             else:
                 copy = leaves[path]
@@ -104,7 +106,7 @@ class Layout:
 
     def report(self, grads: Mapping[str, Any], wrt: Sequence[str]) -> dict[str, np.ndarray]:
         """The gradient for each ``wrt`` path, in that path's own shape."""
-        if self.strategy == "explicit-shared":
+        if self.kind == "shared":
             return {
                 p: np.asarray(self.case.map_of(p).apply(grads[self.case.storage_of(p)]))
                 for p in wrt
@@ -113,14 +115,14 @@ class Layout:
 
     @property
     def ties(self) -> list[Tie]:
-        """The ties ``explicit-merged`` and ``tied`` merge: those among differentiated leaves."""
-        if self.strategy != "explicit-merged":
+        """The ties the ``merged`` layout merges: those among differentiated leaves."""
+        if self.kind != "merged":
             return []
         return [t for t in self.all_ties() if t.target in self.diff]
 
     def all_ties(self) -> list[Tie]:
-        """Every tie of the case between separate leaves (none for ``explicit-shared``)."""
-        if self.strategy == "explicit-shared":
+        """Every tie of the case between separate leaves (none for the ``shared`` layout)."""
+        if self.kind == "shared":
             return []
         return [
             Tie(spec.source, path, self.case.map_of(path))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -10,9 +10,8 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toolkit.experiment import Case
 from toolkit.explicit._layout import Layout
-from toolkit.runner.results import GradientResult
+from toolkit.problem import GradientResult, Problem
 from toolkit.transforms import merge_tied_gradients, tie_drift, tied
 
 
@@ -20,18 +19,14 @@ def _device_data(data: Mapping[str, Any]) -> dict[str, jax.Array]:
     return {k: jnp.asarray(v) for k, v in data.items()}
 
 
-def compute_gradients(
-    strategy: str,
-    case: Case,
-    values: Mapping[str, np.ndarray],
-    data: Mapping[str, Any],
-    wrt: Sequence[str],
-) -> GradientResult:
-    """Gradients of ``case``'s loss for ``explicit``, ``explicit-merged`` or ``explicit-shared``.
+def compute_gradients(strategy: str, problem: Problem, *, layout: str) -> GradientResult:
+    """Gradients of the problem's loss on the pytree ``layout`` (``copies``, ``merged`` or
+    ``shared``); tied gradients are merged under ``merged``.
 
     See :func:`toolkit.runner.strategies.compute_gradients` (the registry dispatching here).
     """
-    layout = Layout.build(strategy, case, values, wrt)
+    wrt = problem.wrt
+    layout = Layout.build(layout, problem.case, problem.values, wrt)
     ties = layout.ties
     merge = merge_tied_gradients(ties) if ties else None
 
@@ -43,23 +38,35 @@ def compute_gradients(
         return value, grads
 
     diff, const = layout.split()
-    value, grads = value_and_grad(diff, const, _device_data(data))
+    value, grads = value_and_grad(diff, const, _device_data(problem.data))
     return GradientResult(strategy, float(value), layout.report(grads, wrt), {})
 
 
-class ExplicitTrainer:
-    """Trains a case with a JAX strategy: one jitted optax step per :meth:`step`.
+def _wrapped(
+    optimizer: optax.GradientTransformation, wrap: str, ties: list[Any]
+) -> optax.GradientTransformation:
+    if wrap == "tied":
+        return tied(optimizer, ties)
+    if wrap == "merge" and ties:
+        return optax.chain(merge_tied_gradients(ties), optimizer)
+    if wrap not in ("plain", "merge"):
+        raise ValueError(f"unknown optimizer wrap {wrap!r}; valid: plain, merge, tied")
+    return optimizer
 
-    ``explicit`` updates the ``wrt`` copies independently; ``explicit-merged`` chains
-    :func:`~toolkit.transforms.merge_tied_gradients` before the optimizer; ``tied`` wraps it
-    in :func:`~toolkit.transforms.tied`; ``explicit-shared`` updates one leaf per storage.
+
+class ExplicitTrainer:
+    """Trains a problem on a JAX pytree layout: one jitted optax step per :meth:`step`.
+
+    ``wrap`` says what the optimizer sees: ``plain`` (the layout's leaves as they are: under
+    ``copies`` the ``wrt`` copies update independently), ``merge``
+    (:func:`~toolkit.transforms.merge_tied_gradients` chained before it) or ``tied`` (wrapped in
+    :func:`~toolkit.transforms.tied`).
 
     Example:
         >>> import optax
         >>> from toolkit.experiments.tied_autoencoder import cases
-        >>> case = cases()[0]
-        >>> t = ExplicitTrainer("explicit", case, case.initial_values(0), case.make_data(0),
-        ...                     case.wrt, optax.adam(0.1))
+        >>> problem = Problem.from_case(cases()[0], seed=0)
+        >>> t = ExplicitTrainer("explicit", problem, optax.adam(0.1), layout="copies")
         >>> _ = [t.step() for _ in range(5)]
         >>> t.tie_drift() > 0  # Adam's per-copy normalisation breaks the tie
         True
@@ -68,24 +75,17 @@ class ExplicitTrainer:
     def __init__(
         self,
         strategy: str,
-        case: Case,
-        values: Mapping[str, np.ndarray],
-        data: Mapping[str, Any],
-        wrt: Sequence[str],
+        problem: Problem,
         optimizer: optax.GradientTransformation,
+        *,
+        layout: str,
+        wrap: str = "plain",
     ) -> None:
         self.strategy = strategy
-        layout_strategy = "explicit-merged" if strategy == "tied" else strategy
-        self.layout = Layout.build(layout_strategy, case, values, wrt)
-        ties = self.layout.ties
-        if strategy == "tied":
-            tx = tied(optimizer, ties)
-        elif strategy == "explicit-merged" and ties:
-            tx = optax.chain(merge_tied_gradients(ties), optimizer)
-        else:
-            tx = optimizer
+        self.layout = Layout.build(layout, problem.case, problem.values, problem.wrt)
         self._diff, self._const = self.layout.split()
-        self._data = _device_data(data)
+        self._data = _device_data(problem.data)
+        tx = _wrapped(optimizer, wrap, self.layout.ties)
         self._state = tx.init(self._diff)
         layout = self.layout
 

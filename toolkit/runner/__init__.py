@@ -1,12 +1,15 @@
-"""The runner: config → strategies → reference → comparison → report → run folder.
+"""The runner: config → preflight → strategies → reference → compare → records → report.
 
-Data flows one way through these modules: ``config`` loads and validates a TOML file;
-``strategies`` holds the :class:`~toolkit.runner.strategies.Strategy` interface and the
-registry of every strategy, dispatching to the backends (``implicit`` on the tape,
-:mod:`toolkit.explicit` on JAX), which return the records of ``results``; ``reference``
-computes the float64 finite-difference ground truth without jax; ``compare`` turns steps into
-typed verdicts (``results.Verdict``); ``report`` and ``plots`` render the outputs; ``run`` and
-``rundir`` write the run folder (``interrupt`` stops it cleanly on Ctrl-C); ``publish``
-regenerates the committed reference results and ``demo`` holds the embedded demo configs.
-The command line is ``toolkit.cli``.
+Data flows one way through these modules, none importing a later one: ``config`` parses a
+TOML file (keys, types, ranges; no code runs); ``strategies`` is the registry, one
+:class:`~toolkit.runner.strategies.Strategy` entry per strategy holding its whole behaviour
+and dispatching to the engines (``implicit`` on the tape, :mod:`toolkit.explicit` on JAX),
+which take a :class:`~toolkit.problem.Problem`; ``preflight`` checks a parsed config against
+the experiment's code, the registry and optax; ``reference`` computes the float64
+finite-difference ground truth without jax (``evaluate`` runs a loss in NumPy); ``compare``
+turns steps into typed verdicts; ``results`` holds the typed records and their JSON; ``run``
+computes a config into records; ``report`` and ``plots`` render them; ``rundir`` writes the
+run folder (``interrupt`` stops it cleanly on Ctrl-C); ``publish`` regenerates the committed
+reference results and ``demo`` holds the embedded demo configs. The command line is
+``toolkit.cli``.
 """

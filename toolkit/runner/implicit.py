@@ -14,7 +14,8 @@ the alias that covers most of it.
 Example:
     >>> from toolkit.experiments.aliasing import cases
     >>> case2 = next(c for c in cases() if c.name == "case2")
-    >>> r = compute_gradients("implicit-identity", case2, case2.initial_values(0), {}, ("x",))
+    >>> problem = Problem(case2, case2.initial_values(0), {}, ("x",))
+    >>> r = compute_gradients("implicit-identity", problem, policy="identity")
     >>> r.grads["x"], sorted(r.globals)
     (array([1.]), ['x', 'xt'])
 """
@@ -22,14 +23,14 @@ Example:
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
 
 from toolkit import tape
 from toolkit.experiment import Case, ParamTree, TiedParam
-from toolkit.runner.results import GradientResult
+from toolkit.problem import GradientResult, Problem
 
 
 def build_arrays(case: Case, values: Mapping[str, np.ndarray]) -> dict[str, Any]:
@@ -48,9 +49,9 @@ def build_arrays(case: Case, values: Mapping[str, np.ndarray]) -> dict[str, Any]
         if not isinstance(spec, TiedParam):
             continue
         tie_map = case.map_of(path)
-        if str(tie_map) == "identity":
+        if tie_map.is_identity:
             arrays[path] = arrays[spec.source]
-        else:
+        elif tie_map.is_view:  # a scaled tie is not memory: _Model computes it in the loss
             view = tie_map.apply(arrays[spec.source])
             view.name = path
             arrays[path] = view
@@ -68,22 +69,28 @@ def _to_numpy(g: Any) -> Any:
 class _Model:
     """A case's tape arrays, its ``Params`` and its loss closure."""
 
-    def __init__(
-        self,
-        strategy: str,
-        case: Case,
-        values: Mapping[str, np.ndarray],
-        data: Mapping[str, Any],
-        wrt: Sequence[str],
-    ) -> None:
-        self.case = case
-        # A tape strategy is named after its alias policy: "implicit-<policy>".
-        self.policy = strategy.removeprefix("implicit-")
-        self.arrays = build_arrays(case, values)
-        self.params = tape.Params(self.arrays[p] for p in wrt)
-        tree = ParamTree(self.arrays)
-        data = dict(data)
-        self.loss = lambda: case.loss(tape.numpy, tree, data)
+    def __init__(self, problem: Problem, policy: str) -> None:
+        case = self.case = problem.case
+        self.policy = policy
+        self.arrays = build_arrays(case, problem.values)
+        computed = [p for p in case.params if p not in self.arrays]
+        for p in set(computed) & set(problem.wrt):
+            raise ValueError(
+                f"case {case.name!r}: {p!r} = {case.map_of(p).describe(case.storage_of(p))} is "
+                f"no view of memory, so the tape computes it inside the loss and it cannot be "
+                f"differentiated as a param; list {case.storage_of(p)!r} instead"
+            )
+        self.params = tape.Params(self.arrays[p] for p in problem.wrt)
+        data = dict(problem.data)
+
+        def tree() -> ParamTree:
+            return ParamTree({
+                p: self.arrays[p] if p in self.arrays
+                else case.map_of(p).apply(self.arrays[case.storage_of(p)])
+                for p in case.params
+            })
+
+        self.loss = lambda: case.loss(tape.numpy, tree(), data)
 
     def withgradient(self) -> tuple[float, Any]:
         with warnings.catch_warnings():
@@ -94,23 +101,17 @@ class _Model:
         return float(np.asarray(value.numpy() if hasattr(value, "numpy") else value)), grads
 
 
-def compute_gradients(
-    strategy: str,
-    case: Case,
-    values: Mapping[str, np.ndarray],
-    data: Mapping[str, Any],
-    wrt: Sequence[str],
-) -> GradientResult:
-    """Gradients of ``case``'s loss under the tape's ``identity`` or ``storage`` policy.
+def compute_gradients(strategy: str, problem: Problem, *, policy: str) -> GradientResult:
+    """Gradients of the problem's loss under the tape's ``identity`` or ``storage`` policy.
 
     See :func:`toolkit.runner.strategies.compute_gradients` (the registry dispatching here).
     """
-    model = _Model(strategy, case, values, data, wrt)
+    model = _Model(problem, policy)
     value, grads = model.withgradient()
     return GradientResult(
         strategy,
         value,
-        {p: _to_numpy(grads[model.arrays[p]]) for p in wrt},
+        {p: _to_numpy(grads[model.arrays[p]]) for p in problem.wrt},
         {name: _to_numpy(g) for name, g in grads.globals.items()},
     )
 
@@ -118,42 +119,34 @@ def compute_gradients(
 class ImplicitTrainer:
     """Trains a case through implicit ``Params``, as Flux's implicit ``update!``.
 
-    ``implicit-identity``: every param in ``Params`` gets its own optimizer state and update,
-    written in place through its view. ``implicit-storage``: one state and one update per
+    ``identity`` policy: every param in ``Params`` gets its own optimizer state and update,
+    written in place through its view. ``storage`` policy: one state and one update per
     storage, applied through the alias covering most of it (the source when listed).
 
     Example:
         >>> import optax
         >>> from toolkit.experiments.tied_autoencoder import cases
         >>> case = cases()[0]
-        >>> t = ImplicitTrainer("implicit-storage", case, case.initial_values(0),
-        ...                     case.make_data(0), case.wrt, optax.adam(1e-2))
+        >>> problem = Problem.from_case(case, seed=0)
+        >>> t = ImplicitTrainer("implicit-storage", problem, optax.adam(1e-2), policy="storage")
         >>> t.step() > t.step()
         True
     """
 
-    def __init__(
-        self,
-        strategy: str,
-        case: Case,
-        values: Mapping[str, np.ndarray],
-        data: Mapping[str, Any],
-        wrt: Sequence[str],
-        optimizer: Any,
-    ) -> None:
+    def __init__(self, strategy: str, problem: Problem, optimizer: Any, *, policy: str) -> None:
         import jax
 
         from toolkit.explicit import use_dtype
 
-        use_dtype(values)  # optax state in float64 for float64 storages
+        use_dtype(problem.values)  # optax state in float64 for float64 storages
         self.strategy = strategy
-        self._model = _Model(strategy, case, values, data, wrt)
-        arrays = self._model.arrays
+        self._model = _Model(problem, policy)
+        arrays, case = self._model.arrays, problem.case
         distinct: list[str] = []  # one path per object in Params (identity ties coincide)
-        for p in wrt:
+        for p in problem.wrt:
             if all(arrays[p] is not arrays[q] for q in distinct):
                 distinct.append(p)
-        if strategy == "implicit-storage":
+        if policy == "storage":
             widest: dict[str, str] = {}
             for p in distinct:
                 s = case.storage_of(p)

@@ -8,7 +8,7 @@ explicit-shared)``).
 
 Example:
     >>> import tempfile, pathlib
-    >>> from toolkit.runner.run import TrainingHistory
+    >>> from toolkit.runner.results import TrainingHistory
     >>> h = {"c": {"adam": {"explicit": TrainingHistory([1.0, 0.5], [0.0, 0.1], [0.0, 0.1])}}}
     >>> plot_training(h, pathlib.Path(tempfile.mkdtemp()))
     ['training-c-adam.png']

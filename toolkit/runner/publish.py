@@ -20,74 +20,74 @@ import os
 import shutil
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Any
 
 from toolkit.runner.report import RULE_HELP, case_section, markdown_table
-from toolkit.runner.run import RunOutput, write_run
+from toolkit.runner.results import RunResult, Verdict
+from toolkit.runner.run import RunOutput
+from toolkit.runner.rundir import write_run
 
 REFERENCE_DIR = "reference"
-# (folder name under reference/, run summary, plot file names) for one config.
-Entry = tuple[str, Mapping[str, Any], Sequence[str]]
+# (folder name under reference/, run records, plot file names) for one config.
+Entry = tuple[str, RunResult, Sequence[str]]
 
 
 # Table-cell names of the verdict kinds that name aliases.
 SHORT_KINDS = {"missing": "missing", "double-counted": "double"}
 
 
-def short_verdict(verdict: Mapping[str, Any]) -> str:
-    """A table-cell form of a summary verdict (``{"kind", "via", "text"}``): ``exact``,
-    ``missing (via …)``, ``double (via …)``, ``—`` for no step; more than two aliases are
-    counted rather than listed.
+def short_verdict(verdict: Verdict) -> str:
+    """A table-cell form of a verdict: ``exact``, ``missing (via …)``, ``double (via …)``,
+    ``—`` for no step; more than two aliases are counted rather than listed.
 
     Example:
-        >>> short_verdict({"kind": "double-counted", "via": ["s.0.W", "s.1.W", "s.2.W"],
-        ...                "text": "double-counted (via s.0.W, s.1.W, s.2.W)"})
+        >>> short_verdict(Verdict("double-counted", via=("s.0.W", "s.1.W", "s.2.W")))
         'double (via s.0.W, … 3 aliases)'
     """
-    kind, via = verdict["kind"], list(verdict["via"])
+    kind, via = verdict.kind, list(verdict.via)
     if kind == "no-step":
         return "—"
     if kind not in SHORT_KINDS:
-        return verdict["text"]
+        return verdict.describe()
     names = ", ".join(via) if len(via) <= 2 else f"{via[0]}, … {len(via)} aliases"
     return f"{SHORT_KINDS[kind]} (via {names})"
 
 
-def key_table(summaries: Sequence[Mapping[str, Any]], strategies: Sequence[str]) -> list[str]:
+def _cell(verdicts: Mapping[str, Mapping[str, Verdict]]) -> str:
+    parts = []
+    for rule in RULE_HELP:
+        off = sorted({short_verdict(v) for v in verdicts[rule].values()
+                      if v.kind not in ("exact", "no-step")})
+        parts.append("; ".join(off) if off else "exact")
+    return " / ".join(parts)
+
+
+def key_table(runs: Sequence[RunResult], strategies: Sequence[str]) -> list[str]:
     """One row per config case; a cell shows the non-exact per-storage verdicts of a strategy
     under both rules (``per-param / per-storage``)."""
     rows = []
-    for summary in summaries:
-        for name, case in summary["cases"].items():
-            cells = [f"{Path(summary['config']).stem} / {name}"]
+    for run in runs:
+        for name, case in run.cases.items():
+            cells = [f"{Path(run.config).stem} / {name}"]
             for strategy in strategies:
-                row = case["strategies"].get(strategy)
-                if row is None:
-                    cells.append("")
-                    continue
-                parts = []
-                for rule in RULE_HELP:
-                    off = sorted({short_verdict(v) for v in row["verdicts"][rule].values()
-                                  if v["kind"] not in ("exact", "no-step")})
-                    parts.append("; ".join(off) if off else "exact")
-                cells.append(" / ".join(parts))
+                row = case.strategies.get(strategy)
+                cells.append("" if row is None else _cell(row.verdicts))
             rows.append(cells)
     return markdown_table(["config / case", *strategies], rows)
 
 
-def training_table(summaries: Sequence[Mapping[str, Any]]) -> list[str]:
+def training_table(runs: Sequence[RunResult]) -> list[str]:
     """One row per (config case, optimizer); cells are the training verdicts."""
     strategies: dict[str, None] = {}
     rows = []
-    for summary in summaries:
-        for name, case in summary["cases"].items():
-            for opt, table in case.get("training", {}).items():
+    for run in runs:
+        for name, case in run.cases.items():
+            for opt, table in case.training.items():
                 strategies.update(dict.fromkeys(table))
-                rows.append((f"{Path(summary['config']).stem} / {name} / {opt}", table))
+                rows.append((f"{Path(run.config).stem} / {name} / {opt}", table))
     if not rows:
         return []
     header = ["config / case / optimizer", *strategies]
-    cells = [[label, *(table[s]["verdict"]["text"] if s in table else "" for s in strategies)]
+    cells = [[label, *(table[s].verdict.describe() if s in table else "" for s in strategies)]
              for label, table in rows]
     return markdown_table(header, cells)
 
@@ -96,10 +96,10 @@ def render_index(entries: Sequence[Entry]) -> str:
     """``results/README.md``: key tables, then every config's verdicts and plots.
 
     Args:
-        entries: (folder name under ``reference/``, summary, plot file names) per config.
+        entries: (folder name under ``reference/``, run records, plot file names) per config.
     """
-    summaries = [s for _, s, _ in entries]
-    strategies = list(dict.fromkeys(k for s in summaries for k in s["strategies"]))
+    runs = [r for _, r, _ in entries]
+    strategies = list(dict.fromkeys(k for r in runs for k in r.strategies))
     lines = [
         "# Reference results",
         "",
@@ -111,21 +111,21 @@ def render_index(entries: Sequence[Entry]) -> str:
         "",
         "## Gradients: which strategies are exact",
         "",
-        *key_table(summaries, strategies),
+        *key_table(runs, strategies),
         "",
         "## Training: what Adam and friends do to ties",
         "",
         "`exact`: within 1e-6 (float64) of the `explicit-shared` trajectory at every step.",
         "",
-        *training_table(summaries),
+        *training_table(runs),
         "",
     ]
-    for folder, summary, plots in entries:
-        lines += [f"## {summary['title']}", "",
-                  f"Config `{summary['config']}` — full report with raw gradient dumps: "
+    for folder, run, plots in entries:
+        lines += [f"## {run.title}", "",
+                  f"Config `{run.config}` — full report with raw gradient dumps: "
                   f"[`{REFERENCE_DIR}/{folder}/report.md`]({REFERENCE_DIR}/{folder}/report.md).",
                   ""]
-        for name, case in summary["cases"].items():
+        for name, case in run.cases.items():
             lines += case_section(name, case, level="###", dumps=False)
         lines += [f"![{p}]({REFERENCE_DIR}/{folder}/{p})" for p in plots] + [""]
     return "\n".join(lines)

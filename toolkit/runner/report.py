@@ -1,9 +1,8 @@
-"""Markdown report and terminal dumps of a run's ``summary.json``.
+"""Markdown report and terminal dumps of a run's records.
 
-The report reads only the summary (and the names of the plot files), so ``aliasgrad show``
-can re-render any run folder, and the committed reference reports are plain text diffs.
-Verdicts are read by field: a storage verdict is ``{"kind", "via", "text"}``
-(:meth:`toolkit.runner.results.Verdict.to_json`), a training verdict ``{"kind", "text"}``.
+The report renders a :class:`~toolkit.runner.results.RunResult` (and the names of the plot
+files), which :meth:`~toolkit.runner.results.RunResult.from_json` also reads back from any
+run folder's ``summary.json``; the committed reference reports are plain text diffs.
 
 Example:
     >>> dump_grads({"x": [2.0], "xt": "nothing"}, {"x": [1.0]})
@@ -14,6 +13,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
+
+from toolkit.runner.results import CaseResult, RunResult, jsonable
 
 RULE_HELP = {
     "per-param": "SGD on every listed param, views writing through (implicit `update!`)",
@@ -56,33 +57,20 @@ def markdown_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> list
 
 
 def case_section(
-    name: str, case: Mapping[str, Any], *, level: str = "##", dumps: bool = True
+    name: str, case: CaseResult, *, level: str = "##", dumps: bool = True
 ) -> list[str]:
     """A case's Markdown: aliases, reference, verdict table, dumps (optional), training."""
     lines = [f"{level} {name}", ""]
-    if case.get("description"):
-        lines += [f"`{case['description']}`", ""]
-    lines += [f"Params: `[{', '.join(case['wrt'])}]`. Storages and their aliases: "
-              + "; ".join(f"`{s}` ← {', '.join(a)}" for s, a in case["aliases"].items()), ""]
-    ref = case["reference"]
+    if case.description:
+        lines += [f"`{case.description}`", ""]
+    lines += [f"Params: `[{', '.join(case.wrt)}]`. Storages and their aliases: "
+              + "; ".join(f"`{s}` ← {', '.join(a)}" for s, a in case.aliases.items()), ""]
     lines += ["Reference: " + "; ".join(
-        f"`{s}` {r['mode']} finite differences (error ≤ {r['max_error_estimate']:.1e})"
-        for s, r in ref.items()
+        f"`{s}` {r.mode} finite differences (error ≤ {r.max_error_estimate:.1e})"
+        for s, r in case.reference.items()
     ), ""]
-    rows = []
-    for strategy, row in case["strategies"].items():
-        cells = [f"**{strategy}**"]
-        for rule in RULE_HELP:
-            verdicts = row["verdicts"][rule]
-            off = {s: v["text"] for s, v in verdicts.items() if v["kind"] != "exact"}
-            if not off:
-                cells.append("exact")
-            elif len(verdicts) == 1:
-                cells.append(next(iter(off.values())))
-            else:
-                listed = "<br>".join(f"`{s}`: {text}" for s, text in off.items())
-                cells.append(f"{listed}<br>others exact")
-        rows.append(cells)
+    rows = [[f"**{strategy}**", *(_verdict_cell(row.verdicts[rule]) for rule in RULE_HELP)]
+            for strategy, row in case.strategies.items()]
     lines += ["Effective SGD step on each storage:", ""]
     lines += [*markdown_table(["strategy", *RULE_HELP], rows), ""]
     if dumps:
@@ -90,63 +78,70 @@ def case_section(
     return lines + _training_tables(case, level + "#")
 
 
-def _dump_block(case: Mapping[str, Any]) -> list[str]:
+def _verdict_cell(verdicts: Mapping[str, Any]) -> str:
+    off = {s: v.describe() for s, v in verdicts.items() if not v.exact}
+    if not off:
+        return "exact"
+    if len(verdicts) == 1:
+        return next(iter(off.values()))
+    listed = "<br>".join(f"`{s}`: {text}" for s, text in off.items())
+    return f"{listed}<br>others exact"
+
+
+def _dump_block(case: CaseResult) -> list[str]:
     lines = ["Raw gradients (Zygote-style dump; `# Δ` = max abs difference from the true total "
              "seen through that param's view):", "", "```"]
-    for strategy, row in case["strategies"].items():
-        errors = row.get("raw_max_abs_error", {})
+    for strategy, row in case.strategies.items():
         lines.append(f"{strategy}:")
-        keys = [*row["grads"], *(None for _ in row["globals"])]
-        for line, key in zip(dump_grads(row["grads"], row["globals"]), keys, strict=True):
-            err = errors.get(key) if key is not None else None
+        grads = {k: jsonable(v) for k, v in row.grads.items()}
+        globals_ = {k: jsonable(v) for k, v in row.globals.items()}
+        keys = [*grads, *(None for _ in globals_)]
+        for line, key in zip(dump_grads(grads, globals_), keys, strict=True):
+            err = row.raw_max_abs_error.get(key) if key is not None else None
             lines.append(f"    {line}" + (f"    # Δ {err:.2g}" if err is not None else ""))
     return [*lines, "```", ""]
 
 
-def _training_tables(case: Mapping[str, Any], level: str) -> list[str]:
+def _training_tables(case: CaseResult, level: str) -> list[str]:
     lines: list[str] = []
-    training = case.get("training")
-    if training:
-        for opt, table in training.items():
-            lines += [f"{level} Training with {opt}", ""]
-            rows = [
-                [f"**{s}**", f"{r['final_loss']:.6g}", f"{r['max_tie_drift']:.3g}",
-                 f"{r['max_distance_to_shared']:.3g}", r["verdict"]["text"]]
-                for s, r in table.items()
-            ]
-            header = ["strategy", "final loss", "max tie drift",
-                      "max distance to explicit-shared", "verdict"]
-            lines += [*markdown_table(header, rows), ""]
+    for opt, table in case.training.items():
+        lines += [f"{level} Training with {opt}", ""]
+        rows = [
+            [f"**{s}**", f"{r.final_loss:.6g}", f"{r.verdict.max_tie_drift:.3g}",
+             f"{r.verdict.max_distance:.3g}", r.verdict.describe()]
+            for s, r in table.items()
+        ]
+        header = ["strategy", "final loss", "max tie drift",
+                  "max distance to explicit-shared", "verdict"]
+        lines += [*markdown_table(header, rows), ""]
     return lines
 
 
 def render_report(
-    summary: Mapping[str, Any], plots: Sequence[str] = (), timing: Mapping[str, float] | None = None
+    run: RunResult, plots: Sequence[str] = (), timing: Mapping[str, float] | None = None
 ) -> str:
     """The run's Markdown report.
 
     Args:
-        summary: the run's ``summary.json`` content.
+        run: the run's records.
         plots: file names of the run's PNG plots (linked from the report).
         timing: optional wall times, shown at the end.
     """
-    lines = [f"# {summary['title']}", ""]
+    lines = [f"# {run.title}", ""]
     lines += [
-        f"Config `{summary['config']}`, experiment `{summary['experiment']}`, "
-        f"dtype {summary['dtype']}, seed {summary['seed']}, "
-        f"rtol {summary['tolerances']['rtol']:g}, atol {summary['tolerances']['atol']:g}.",
+        f"Config `{run.config}`, experiment `{run.experiment}`, "
+        f"dtype {run.dtype}, seed {run.seed}, rtol {run.rtol:g}, atol {run.atol:g}.",
         "",
         "Verdict columns: the effective SGD step each storage receives from the strategy's "
         "gradients, against the finite-difference truth.",
         "",
     ]
     lines += [f"- **{rule}**: {text}" for rule, text in RULE_HELP.items()] + [""]
-    checks = summary.get("checks", [])
-    failed = [c for c in checks if not c["passed"]]
-    lines += [f"Checks: {len(checks) - len(failed)}/{len(checks)} passed."]
-    lines += [f"- FAILED `{c['name']}`: {c['detail']}" for c in failed]
+    failed = [c for c in run.checks if not c.passed]
+    lines += [f"Checks: {len(run.checks) - len(failed)}/{len(run.checks)} passed."]
+    lines += [f"- FAILED `{c.name}`: {c.detail}" for c in failed]
     lines += [""]
-    for name, case in summary["cases"].items():
+    for name, case in run.cases.items():
         lines += case_section(name, case)
     if plots:
         lines += ["## Plots", ""] + [f"![{p}]({p})" for p in plots] + [""]

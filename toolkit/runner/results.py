@@ -1,12 +1,14 @@
-"""The records the runner's modules hand each other: gradients, trainers and verdicts.
+"""The typed records of a run, from one strategy's verdict to the whole run, and their JSON.
 
-This module imports nothing from the rest of the runner or from the backends, so every other
-module can depend on it: the backends (:mod:`toolkit.runner.implicit`,
-:mod:`toolkit.explicit`) return :class:`GradientResult` and implement :class:`Trainer`; the
-registry (:mod:`toolkit.runner.strategies`) dispatches to the backends; the comparison
-(:mod:`toolkit.runner.compare`) produces :class:`Verdict` and :class:`TrainingVerdict`
-records, which the run stores in ``summary.json`` with :meth:`Verdict.to_json` and the
-reports read back by field.
+A run is a :class:`RunResult`: per case a :class:`CaseResult` holding the reference's
+summary (:class:`ReferenceInfo`), one :class:`StrategyResult` per gradient strategy (raw
+gradients and :class:`Verdict` per rule and storage) and, when the config trains, one
+:class:`TrainingResult` per optimizer and strategy (its per-step :class:`TrainingHistory` and
+:class:`TrainingVerdict`); plus the :class:`Check` list that decides the exit code. Each
+record has one ``to_json`` (the ``summary.json`` form, schema :data:`SCHEMA_VERSION`) and a
+``from_json`` that reads it back, so reports, published results, aggregates and comparisons
+render from records rather than string-keyed dicts. This module imports nothing from the rest
+of the runner: everything downstream may depend on it.
 
 Example:
     >>> v = Verdict("missing", via=("xt",), error=1.0)
@@ -14,16 +16,23 @@ Example:
     'missing contribution (via xt)'
     >>> v.to_json()
     {'kind': 'missing', 'via': ['xt'], 'text': 'missing contribution (via xt)'}
+    >>> Verdict.from_json(v.to_json()).describe() == v.describe()
+    True
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal, Protocol, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 
-Gradient = np.ndarray | None | dict[str, np.ndarray]
+from toolkit.problem import NOTHING, Gradient
+
+# Version 2: a schema number; a diverged training row names its step (diverged_at).
+SCHEMA_VERSION = 2
+RULES = ("per-param", "per-storage")
 
 VerdictKind = Literal["exact", "missing", "double-counted", "wrong", "no-step"]
 VERDICT_KINDS: tuple[str, ...] = get_args(VerdictKind)
@@ -31,40 +40,27 @@ TrainingKind = Literal["exact", "ties-drift", "wrong-trajectory", "diverged"]
 TRAINING_KINDS: tuple[str, ...] = get_args(TrainingKind)
 
 
-@dataclass
-class GradientResult:
-    """What one strategy returns for one case.
+def jsonable(grad: Any) -> Any:
+    """A raw gradient as JSON: nested lists, ``"nothing"`` for None, dicts kept.
 
-    Attributes:
-        strategy: the strategy's name.
-        value: the loss value.
-        grads: one entry per ``wrt`` path, in ``Params`` order: an array, ``None`` (no
-            gradient, Zygote's ``nothing``) or a structural gradient ``{"parent": g}``.
-        globals: the tape's global entries (leaf name → gradient); ``{}`` for JAX strategies.
+    Example:
+        >>> jsonable({"parent": np.ones(2)}), jsonable(None)
+        ({'parent': [1.0, 1.0]}, 'nothing')
     """
+    if grad is None:
+        return NOTHING
+    if isinstance(grad, Mapping):
+        return {k: jsonable(v) for k, v in grad.items()}
+    return np.asarray(grad, dtype=np.float64).tolist()
 
-    strategy: str
-    value: float
-    grads: dict[str, Gradient]
-    globals: dict[str, Any] = field(default_factory=dict)
 
-
-class Trainer(Protocol):
-    """A model being trained by one strategy from the case's initial values."""
-
-    strategy: str
-
-    def step(self) -> float:
-        """Returns the loss at the current parameters, then applies one optimizer update."""
-        ...
-
-    def storage_values(self) -> dict[str, np.ndarray]:
-        """The current value of each source storage (for untied copies: the source leaf)."""
-        ...
-
-    def tie_drift(self) -> float:
-        """Max abs deviation between tied copies and ``map(source)``; 0.0 for shared memory."""
-        ...
+def from_jsonable(value: Any) -> Gradient:
+    """The inverse of :func:`jsonable`: arrays, None, dicts of arrays."""
+    if isinstance(value, str):
+        return None
+    if isinstance(value, Mapping):
+        return {k: from_jsonable(v) for k, v in value.items()}
+    return np.asarray(value, dtype=np.float64)
 
 
 @dataclass(frozen=True)
@@ -117,7 +113,7 @@ class Verdict:
         if self.kind == "double-counted":
             return f"double-counted (via {names})"
         if self.kind == "wrong":
-            return f"wrong (max abs error {self.error:.3g})"
+            return "wrong" if self.error is None else f"wrong (max abs error {self.error:.3g})"
         if self.kind == "no-step":
             return "no step (not in Params)"
         return "exact"
@@ -126,8 +122,14 @@ class Verdict:
         return self.describe()
 
     def to_json(self) -> dict[str, Any]:
-        """The ``summary.json`` form: ``{"kind": …, "via": [alias, …], "text": …}``."""
+        """The ``summary.json`` form: ``{"kind", "via": [alias, …], "text"}`` (the error, a
+        machine-dependent last-digits number, is left out)."""
         return {"kind": self.kind, "via": list(self.via), "text": self.describe()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Verdict:
+        """Reads :meth:`to_json`'s form back (without the error)."""
+        return cls(data["kind"], tuple(data["via"]))
 
 
 @dataclass(frozen=True)
@@ -177,3 +179,267 @@ class TrainingVerdict:
     def to_json(self) -> dict[str, Any]:
         """The ``summary.json`` form: ``{"kind": …, "text": …}``."""
         return {"kind": self.kind, "text": self.describe()}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], *, max_tie_drift: float, max_distance: float,
+                  diverged_at: int | None = None) -> TrainingVerdict:
+        """Reads :meth:`to_json`'s form back (the other fields are stored beside it)."""
+        return cls(data["kind"], max_tie_drift, max_distance, diverged_at)
+
+
+@dataclass(frozen=True)
+class Check:
+    """One pass/fail check of a run: an expectation that must hold.
+
+    Attributes:
+        name: ``case/strategy/...``, e.g. ``case2/implicit-identity/grads/x``.
+        passed: whether it held.
+        detail: what was expected and what came out.
+    """
+
+    name: str
+    passed: bool
+    detail: str
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {"name": self.name, "passed": self.passed, "detail": self.detail}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> Check:
+        """Reads :meth:`to_json`'s form back."""
+        return cls(data["name"], bool(data["passed"]), data["detail"])
+
+
+@dataclass
+class TrainingHistory:
+    """Per-step curves of one strategy under one optimizer (step ``i`` is index ``i - 1``)."""
+
+    loss: list[float] = field(default_factory=list)
+    drift: list[float] = field(default_factory=list)
+    distance: list[float] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class TrainingResult:
+    """One strategy trained with one optimizer: its curves and its verdict."""
+
+    history: TrainingHistory
+    verdict: TrainingVerdict
+
+    @property
+    def final_loss(self) -> float | None:
+        """The loss at the last step taken."""
+        return self.history.loss[-1] if self.history.loss else None
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``summary.json`` row (the curves go to the tidy tables)."""
+        row = {"final_loss": self.final_loss, "max_tie_drift": self.verdict.max_tie_drift,
+               "max_distance_to_shared": self.verdict.max_distance,
+               "verdict": self.verdict.to_json()}
+        if self.verdict.diverged_at is not None:
+            row["diverged_at"] = self.verdict.diverged_at
+        return row
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> TrainingResult:
+        """Reads a row back; the history holds only the final loss."""
+        loss = [] if data["final_loss"] is None else [data["final_loss"]]
+        verdict = TrainingVerdict.from_json(
+            data["verdict"], max_tie_drift=data["max_tie_drift"],
+            max_distance=data["max_distance_to_shared"], diverged_at=data.get("diverged_at"))
+        return cls(TrainingHistory(loss), verdict)
+
+
+@dataclass(frozen=True)
+class ReferenceInfo:
+    """How one storage's finite-difference reference was taken.
+
+    Attributes:
+        mode: ``"full"`` or ``"directional(K)"``.
+        max_error_estimate: the largest Richardson error estimate.
+        aliases: every path that sees the storage.
+        total: the reference total (storage-shaped when full, projections when directional).
+    """
+
+    mode: str
+    max_error_estimate: float
+    aliases: tuple[str, ...]
+    total: np.ndarray | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form (the total goes to ``grads.npz``)."""
+        return {"mode": self.mode, "max_error_estimate": self.max_error_estimate,
+                "aliases": list(self.aliases)}
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> ReferenceInfo:
+        """Reads :meth:`to_json`'s form back."""
+        return cls(data["mode"], float(data["max_error_estimate"]), tuple(data["aliases"]))
+
+
+@dataclass(frozen=True)
+class StrategyResult:
+    """One gradient strategy on one case: raw gradients and a verdict per rule and storage.
+
+    Attributes:
+        value: the loss value the strategy computed.
+        grads: per ``wrt`` path: array, None or ``{"parent": array}``.
+        globals: the tape's global entries; empty for JAX strategies.
+        raw_max_abs_error: per path, max abs error against the truth seen through its view
+            (None where it cannot be measured).
+        verdicts: rule → storage → :class:`Verdict`.
+    """
+
+    value: float
+    grads: dict[str, Gradient]
+    globals: dict[str, Gradient]
+    raw_max_abs_error: dict[str, float | None]
+    verdicts: dict[str, dict[str, Verdict]]
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        return {
+            "value": self.value,
+            "grads": {k: jsonable(v) for k, v in self.grads.items()},
+            "globals": {k: jsonable(v) for k, v in self.globals.items()},
+            "raw_max_abs_error": dict(self.raw_max_abs_error),
+            "verdicts": {rule: {s: v.to_json() for s, v in per.items()}
+                         for rule, per in self.verdicts.items()},
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> StrategyResult:
+        """Reads :meth:`to_json`'s form back."""
+        return cls(
+            float(data["value"]),
+            {k: from_jsonable(v) for k, v in data["grads"].items()},
+            {k: from_jsonable(v) for k, v in data["globals"].items()},
+            dict(data["raw_max_abs_error"]),
+            {rule: {s: Verdict.from_json(v) for s, v in per.items()}
+             for rule, per in data["verdicts"].items()},
+        )
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """Everything a run computed for one case.
+
+    Attributes:
+        description: the case's one-line description.
+        wrt: the paths in ``Params``.
+        aliases: storage → every path that sees it.
+        loss_value: the float64 loss at the initial values.
+        reference: storage → :class:`ReferenceInfo`.
+        strategies: strategy → :class:`StrategyResult`.
+        training: optimizer label → strategy → :class:`TrainingResult` (empty: not trained).
+    """
+
+    description: str
+    wrt: tuple[str, ...]
+    aliases: dict[str, tuple[str, ...]]
+    loss_value: float
+    reference: dict[str, ReferenceInfo]
+    strategies: dict[str, StrategyResult]
+    training: dict[str, dict[str, TrainingResult]] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """JSON form."""
+        out = {
+            "description": self.description,
+            "wrt": list(self.wrt),
+            "aliases": {s: list(a) for s, a in self.aliases.items()},
+            "loss_value": self.loss_value,
+            "reference": {s: r.to_json() for s, r in self.reference.items()},
+            "strategies": {s: r.to_json() for s, r in self.strategies.items()},
+        }
+        if self.training:
+            out["training"] = {opt: {s: t.to_json() for s, t in per.items()}
+                               for opt, per in self.training.items()}
+        return out
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> CaseResult:
+        """Reads :meth:`to_json`'s form back."""
+        return cls(
+            data["description"], tuple(data["wrt"]),
+            {s: tuple(a) for s, a in data["aliases"].items()}, float(data["loss_value"]),
+            {s: ReferenceInfo.from_json(r) for s, r in data["reference"].items()},
+            {s: StrategyResult.from_json(r) for s, r in data["strategies"].items()},
+            {opt: {s: TrainingResult.from_json(t) for s, t in per.items()}
+             for opt, per in data.get("training", {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One config run: what it was, every case's results and the checks.
+
+    Attributes:
+        title, config, experiment: from the config (``config`` is the name runs are keyed by).
+        hyperparameters, dtype, seed, rtol, atol: the settings the run used.
+        strategies: the gradient strategies run.
+        cases: case name → :class:`CaseResult`.
+        checks: the expectations that must hold; a failed one fails the run.
+    """
+
+    title: str
+    config: str
+    experiment: str
+    hyperparameters: dict[str, Any]
+    dtype: str
+    seed: int
+    rtol: float
+    atol: float
+    strategies: tuple[str, ...]
+    cases: dict[str, CaseResult]
+    checks: tuple[Check, ...]
+
+    @property
+    def ok(self) -> bool:
+        """True when every check passed."""
+        return all(c.passed for c in self.checks)
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``summary.json`` content."""
+        return {
+            "schema": SCHEMA_VERSION,
+            "title": self.title,
+            "config": self.config,
+            "experiment": self.experiment,
+            "hyperparameters": _plain(self.hyperparameters),
+            "dtype": self.dtype,
+            "seed": self.seed,
+            "tolerances": {"rtol": self.rtol, "atol": self.atol},
+            "strategies": list(self.strategies),
+            "cases": {name: c.to_json() for name, c in self.cases.items()},
+            "checks": [c.to_json() for c in self.checks],
+            "ok": self.ok,
+        }
+
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any]) -> RunResult:
+        """Reads ``summary.json`` back.
+
+        Raises:
+            ValueError: the summary has another schema version.
+        """
+        if data.get("schema") != SCHEMA_VERSION:
+            raise ValueError(f"summary schema {data.get('schema')!r}; this version reads "
+                             f"schema {SCHEMA_VERSION} (re-run the config to upgrade)")
+        return cls(
+            data["title"], data["config"], data["experiment"], dict(data["hyperparameters"]),
+            data["dtype"], int(data["seed"]), float(data["tolerances"]["rtol"]),
+            float(data["tolerances"]["atol"]), tuple(data["strategies"]),
+            {name: CaseResult.from_json(c) for name, c in data["cases"].items()},
+            tuple(Check.from_json(c) for c in data["checks"]),
+        )
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists, so a summary equals its JSON round trip."""
+    if isinstance(value, Mapping):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value

@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import io
+import json
 import os
 import shutil
 import time
@@ -27,6 +28,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
+
+from toolkit.runner.plots import plot_training
+from toolkit.runner.report import render_report
+from toolkit.runner.run import RunOutput
 
 STAGING_PREFIX = ".tmp-"
 # zip entries carry a modification time; a fixed one makes the same arrays the same bytes.
@@ -121,3 +126,32 @@ class StagedRun:
         final = _final_path(self.root, self.name)
         os.rename(self.path, final)
         self.final = final
+
+
+def write_run(output: RunOutput, root: Path, *, timing: bool = True) -> Path:
+    """Writes ``output`` as a new run folder under ``root``; returns its path.
+
+    The folder is staged and renamed whole (:class:`StagedRun`). Every
+    file but ``timing.json`` (and the report's timing section) is a function of the config
+    alone, byte for byte.
+
+    Args:
+        output: what :func:`toolkit.runner.run.run_config` computed.
+        root: the results folder.
+        timing: write ``timing.json`` and the report's timing section (the committed
+            reference results leave them out so that regenerating them changes nothing).
+    """
+    config = output.config
+    run = StagedRun(Path(root), Path(config.name).stem)
+    with run as tmp:
+        (tmp / "config.toml").write_text(config.text)
+        (tmp / "summary.json").write_text(json.dumps(output.summary, indent=2))
+        if timing:
+            (tmp / "timing.json").write_text(json.dumps(output.timing, indent=2, sort_keys=True))
+        write_npz(tmp / "grads.npz", output.arrays())
+        plots = plot_training(output.histories, tmp) if output.histories else []
+        (tmp / "report.md").write_text(
+            render_report(output.result, plots, output.timing if timing else None)
+        )
+    assert run.final is not None
+    return run.final

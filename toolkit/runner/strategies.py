@@ -1,41 +1,42 @@
-"""The strategies every comparison runs: one interface, one registry.
+"""The strategies every comparison runs: one registry entry holds a strategy's whole behaviour.
 
-A strategy is a way to differentiate (and train) one experiment case whose parameters may be
-aliased. Each implements :class:`Strategy` and is registered in :data:`REGISTRY`. Two engines
-provide them:
+A strategy is a way to differentiate (and train) a :class:`~toolkit.problem.Problem` whose
+parameters may be aliased. Each :class:`Strategy` entry says which engine runs it and how:
 
-* the native tape (:mod:`toolkit.runner.implicit`): ``implicit-identity`` (Zygote's implicit
-  ``Params`` rules) and ``implicit-storage`` (alias-aware: gradients accumulate per storage);
-* JAX (:mod:`toolkit.explicit`): ``explicit`` (each alias its own leaf, a copy),
-  ``explicit-merged`` (every alias of a differentiated storage a leaf, gradients merged by
-  :func:`toolkit.transforms.merge_tied_gradients`) and ``explicit-shared`` (one leaf per
-  storage, aliases computed inside the function). Training adds ``tied``:
-  :func:`toolkit.transforms.tied` around the optimizer on the untied tree.
+* the native tape (:mod:`toolkit.runner.implicit`), with an alias ``policy``:
+  ``implicit-identity`` (Zygote's implicit ``Params`` rules) and ``implicit-storage``
+  (alias-aware: gradients accumulate per storage);
+* JAX (:mod:`toolkit.explicit`), with a pytree ``layout`` and an optimizer ``wrap``:
+  ``explicit`` (each alias its own leaf, a copy), ``explicit-merged`` (every alias of a
+  differentiated storage a leaf, gradients merged by
+  :func:`toolkit.transforms.merge_tied_gradients`), ``explicit-shared`` (one leaf per storage,
+  aliases computed inside the function) and the training-only ``tied``
+  (:func:`toolkit.transforms.tied` around the optimizer on the untied tree).
 
-Imports run one way: the backends return the records of :mod:`toolkit.runner.results` and
-never import this module; this registry imports a backend when one of its strategies is
-first used, so importing it is cheap (no jax).
+The entry also holds what the runner does with the strategy's results: ``must_be_exact``
+names the rule under which a reference mismatch is a bug (the run fails), and ``baseline``
+marks the trajectory every training run is compared with. Adding a strategy is adding an
+entry. Importing this module is cheap (no jax): an engine is imported when first used.
 
 Example:
-    >>> import numpy as np
     >>> from toolkit.experiments.aliasing import cases
     >>> case2 = next(c for c in cases() if c.name == "case2")
     >>> r = compute_gradients("explicit-shared", case2, case2.initial_values(0), {}, ("x",))
     >>> r.value, r.grads["x"]
     (1.0, array([2.]))
-    >>> get_strategy("implicit-storage").engine
-    'tape'
+    >>> get_strategy("implicit-storage").engine, baseline().name
+    ('tape', 'explicit-shared')
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 
-from toolkit.runner.results import GradientResult, Trainer
+from toolkit.problem import GradientResult, Problem, Trainer
 
 if TYPE_CHECKING:
     import optax
@@ -43,140 +44,96 @@ if TYPE_CHECKING:
     from toolkit.experiment import Case
 
 Engine = Literal["tape", "jax"]
+# How a JAX strategy lays parameters out: every path a leaf ("copies"), every alias of a
+# differentiated storage a leaf ("merged"), or one leaf per storage ("shared").
+LayoutKind = Literal["copies", "merged", "shared"]
+# How training wraps the optimizer: as given, after merging tied gradients, or in `tied`.
+Wrap = Literal["plain", "merge", "tied"]
 
 
-class Strategy(Protocol):
-    """What every strategy provides.
+@dataclass(frozen=True)
+class Strategy:
+    """One registered strategy: its engine, how the engine runs it, and how results are read.
 
     Attributes:
         name: the name configs and the command line use, e.g. ``"explicit-shared"``.
         engine: ``"tape"`` (the native tape) or ``"jax"``.
-        shares_objects: an identity tie is its source's very object (so ``Params`` holds it
-            once), as on the tape; JAX pytrees give every path a leaf of its own.
+        summary: one line saying what the strategy does with aliases.
+        policy: the tape's alias policy (``"identity"`` or ``"storage"``); tape only.
+        layout: the JAX pytree layout; JAX only.
+        wrap: how training wraps the optimizer; JAX only.
         differentiates: it computes gradients; ``False`` for a training-only strategy.
+        must_be_exact: the effective-step rule (``"per-storage"``) under which this
+            strategy must match the reference, or ``None`` when a mismatch is a finding.
+        baseline: the trajectory every other training run is compared with.
     """
 
-    @property
-    def name(self) -> str: ...
-
-    @property
-    def engine(self) -> Engine: ...
-
-    @property
-    def shares_objects(self) -> bool: ...
-
-    @property
-    def differentiates(self) -> bool: ...
-
-    def compute_gradients(
-        self,
-        case: Case,
-        values: Mapping[str, np.ndarray],
-        data: Mapping[str, Any],
-        wrt: Sequence[str],
-    ) -> GradientResult:
-        """Differentiates ``case``'s loss; see :func:`compute_gradients`."""
-        ...
-
-    def make_trainer(
-        self,
-        case: Case,
-        values: Mapping[str, np.ndarray],
-        data: Mapping[str, Any],
-        wrt: Sequence[str],
-        optimizer: optax.GradientTransformation,
-    ) -> Trainer:
-        """Sets up training of ``case``; see :func:`make_trainer`."""
-        ...
-
-
-@dataclass(frozen=True)
-class TapeStrategy:
-    """A strategy on the native tape, named after its alias policy (``implicit-<policy>``)."""
-
     name: str
-    engine: Engine = "tape"
-    shares_objects: bool = True
+    engine: Engine
+    summary: str
+    policy: str | None = None
+    layout: LayoutKind | None = None
+    wrap: Wrap = "plain"
     differentiates: bool = True
+    must_be_exact: str | None = None
+    baseline: bool = False
 
-    def compute_gradients(
-        self,
-        case: Case,
-        values: Mapping[str, np.ndarray],
-        data: Mapping[str, Any],
-        wrt: Sequence[str],
-    ) -> GradientResult:
-        """Gradients through implicit ``Params`` on the tape."""
-        from toolkit.runner import implicit
+    @property
+    def shares_objects(self) -> bool:
+        """An identity tie is its source's very object (``Params`` holds it once), as on the
+        tape; JAX pytrees give every path a leaf of its own."""
+        return self.engine == "tape"
 
-        return implicit.compute_gradients(self.name, case, values, data, wrt)
-
-    def make_trainer(
-        self,
-        case: Case,
-        values: Mapping[str, np.ndarray],
-        data: Mapping[str, Any],
-        wrt: Sequence[str],
-        optimizer: optax.GradientTransformation,
-    ) -> Trainer:
-        """Training through implicit ``Params``, updates written in place."""
-        from toolkit.runner import implicit
-
-        return implicit.ImplicitTrainer(self.name, case, values, data, wrt, optimizer)
-
-
-@dataclass(frozen=True)
-class JaxStrategy:
-    """A strategy on an explicit JAX params pytree (:mod:`toolkit.explicit`)."""
-
-    name: str
-    engine: Engine = "jax"
-    shares_objects: bool = False
-    differentiates: bool = True
-
-    def compute_gradients(
-        self,
-        case: Case,
-        values: Mapping[str, np.ndarray],
-        data: Mapping[str, Any],
-        wrt: Sequence[str],
-    ) -> GradientResult:
-        """Jitted ``jax.grad`` on the strategy's pytree layout."""
+    def compute_gradients(self, problem: Problem) -> GradientResult:
+        """Differentiates the problem's loss; see :func:`compute_gradients`."""
         if not self.differentiates:
-            raise ValueError(
-                f"strategy {self.name!r} only trains; gradient strategies: {', '.join(STRATEGIES)}"
-            )
+            raise ValueError(f"strategy {self.name!r} only trains; gradient strategies: "
+                             f"{', '.join(STRATEGIES)}")
+        if self.engine == "tape":
+            from toolkit.runner import implicit
+
+            return implicit.compute_gradients(self.name, problem, policy=self.policy)
         from toolkit import explicit
 
-        return explicit.compute_gradients(self.name, case, values, data, wrt)
+        return explicit.compute_gradients(self.name, problem, layout=self.layout)
 
-    def make_trainer(
-        self,
-        case: Case,
-        values: Mapping[str, np.ndarray],
-        data: Mapping[str, Any],
-        wrt: Sequence[str],
-        optimizer: optax.GradientTransformation,
-    ) -> Trainer:
-        """One jitted optax step per call on the strategy's pytree."""
+    def make_trainer(self, problem: Problem, optimizer: optax.GradientTransformation) -> Trainer:
+        """Sets up training of the problem; see :func:`make_trainer`."""
+        if self.engine == "tape":
+            from toolkit.runner import implicit
+
+            return implicit.ImplicitTrainer(self.name, problem, optimizer, policy=self.policy)
         from toolkit import explicit
 
-        return explicit.ExplicitTrainer(self.name, case, values, data, wrt, optimizer)
+        return explicit.ExplicitTrainer(self.name, problem, optimizer, layout=self.layout,
+                                        wrap=self.wrap)
 
 
 REGISTRY: dict[str, Strategy] = {
     s.name: s
     for s in (
-        TapeStrategy("implicit-identity"),
-        TapeStrategy("implicit-storage"),
-        JaxStrategy("explicit"),
-        JaxStrategy("explicit-merged"),
-        JaxStrategy("explicit-shared"),
-        JaxStrategy("tied", differentiates=False),
+        Strategy("implicit-identity", "tape", "Zygote's implicit Params rules, reproduced",
+                 policy="identity"),
+        Strategy("implicit-storage", "tape", "every view accumulates into its storage",
+                 policy="storage", must_be_exact="per-storage"),
+        Strategy("explicit", "jax", "each alias its own leaf (a copy), its own gradient",
+                 layout="copies"),
+        Strategy("explicit-merged", "jax", "each alias a leaf, tied gradients merged",
+                 layout="merged", wrap="merge", must_be_exact="per-storage"),
+        Strategy("explicit-shared", "jax", "one leaf per storage, aliases computed inside",
+                 layout="shared", must_be_exact="per-storage", baseline=True),
+        Strategy("tied", "jax", "training only: the tie transform around the optimizer",
+                 layout="merged", wrap="tied", differentiates=False),
     )
 }
 STRATEGIES = tuple(name for name, s in REGISTRY.items() if s.differentiates)
 TRAIN_STRATEGIES = tuple(REGISTRY)
+
+
+def baseline() -> Strategy:
+    """The strategy whose training trajectory the others are compared with."""
+    (entry,) = (s for s in REGISTRY.values() if s.baseline)
+    return entry
 
 
 def get_strategy(name: str, *, training: bool = False) -> Strategy:
@@ -217,7 +174,7 @@ def compute_gradients(
         wrt: the paths to differentiate (the implicit ``Params``), e.g. ``case.wrt``.
 
     Returns:
-        A :class:`GradientResult` with one gradient per ``wrt`` path.
+        A :class:`~toolkit.problem.GradientResult` with one gradient per ``wrt`` path.
 
     Example:
         >>> from toolkit.experiments.aliasing import cases
@@ -228,8 +185,7 @@ def compute_gradients(
         (array([1.]), array([[1.]]))
     """
     chosen = get_strategy(strategy)
-    _check_wrt(case, wrt)
-    return chosen.compute_gradients(case, values, data, wrt)
+    return chosen.compute_gradients(Problem(case, values, data, tuple(wrt)))
 
 
 def make_trainer(
@@ -267,14 +223,4 @@ def make_trainer(
         0.0
     """
     chosen = get_strategy(strategy, training=True)
-    _check_wrt(case, wrt)
-    return chosen.make_trainer(case, values, data, wrt, optimizer)
-
-
-def _check_wrt(case: Case, wrt: Sequence[str]) -> None:
-    for path in wrt:
-        if path not in case.params:
-            raise ValueError(
-                f"case {case.name!r}: wrt path {path!r} is not a parameter; "
-                f"valid: {', '.join(case.params)}"
-            )
+    return chosen.make_trainer(Problem(case, values, data, tuple(wrt)), optimizer)
