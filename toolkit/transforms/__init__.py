@@ -9,6 +9,15 @@ package merges the gradients and optimises each real parameter once:
     >>> from toolkit.transforms import Tie, tied
     >>> tx = tied(optax.adamw(1e-3), [Tie("embed", "unembed", "transpose")])
 
+Or, on the loss side, any optimizer is given the sources only and the loss computes each
+target from its source (:func:`loss_on_sources`, with :func:`strip_targets`):
+
+    >>> from toolkit.transforms import loss_on_sources
+    >>> loss = loss_on_sources(lambda p: jnp.sum(p["embed"] @ p["unembed"]),
+    ...                        [Tie("embed", "unembed", "transpose")])
+    >>> float(loss({"embed": jnp.ones((3, 2)), "unembed": None}))
+    18.0
+
 It depends only on jax, numpy and optax. The tie maps (:func:`parse_map`) need only numpy,
 so importing them does not load jax; the transforms and tie helpers are loaded on first use.
 """
