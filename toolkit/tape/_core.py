@@ -698,6 +698,9 @@ class _Spec:
         """What the VJPs of the arguments past ``reads`` (an ``argnum`` maker's) read."""
 
 
+_NO_ARG = object()
+"""The default of a primitive's first two parameters: the argument was not passed."""
+
 REGISTRY: dict[str, _Spec] = {}
 """Every primitive by name, with its VJP makers: the one VJP registry."""
 
@@ -732,68 +735,85 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
     spec = _Spec(name or raw.__name__, view, broadcasting, warn_copy)
     REGISTRY[spec.name] = spec
 
-    def prim(*args: Any, **kwargs: Any) -> Array:
+    # Named positional-only parameters rather than ``*args``: no tuple to build per call.
+    def prim(x: Any = _NO_ARG, y: Any = _NO_ARG, /, *more: Any, **kwargs: Any) -> Array:
         tr = _trace
-        if view and type(args[0]) is Array:
-            # Before the view is taken: making the storage may move the source to a C-ordered
-            # copy, which the view must see.
-            storage_of(args[0])
-        # A list operand (``matmul(x, [1.0, 2.0])``) becomes the array NumPy would make of it,
-        # so that VJPs see an array; a NumPy operand is copied inside a trace, since VJPs may
-        # read it after the caller has changed it.
-        vals = [a._data if type(a) is Array else np.asarray(a) if type(a) is list
-                else a.copy() if type(a) is np.ndarray and tr is not None else a for a in args]
-        ans = raw(*vals, **kwargs)
-        out = Array()  # as in ``_new``, inlined: this runs once per op
-        out._data = ans
-        out._node = out._storage = out._parent = out.name = None
-        if type(ans) is np.ndarray and (view or ans.base is not None or ans is vals[0]):
-            _share_memory(spec, out, args, vals, tr)
-        if tr is None:
-            return out
+        makers = spec.makers
+        if (tr is None or kwargs or more or view or not makers or x is _NO_ARG
+                or type(x) is np.ndarray or type(y) is np.ndarray):
+            args = () if x is _NO_ARG else (x,) if y is _NO_ARG else (x, y, *more)
+            return _call(spec, raw, args, kwargs)
+        # The common case (one or two Array or number operands, inside a trace), unrolled as
+        # ``_call`` would run it: it runs once per op.
         token = tr.token
         const = tr.const
-        makers = spec.makers
         reads = spec.reads
-        edges = []
+        tx = type(x) is Array
+        xv = x._data if tx else np.asarray(x) if type(x) is list else x
         read: tuple[int, ...] = ()
-        for i, a in enumerate(args):
-            if type(a) is not Array:
-                continue
-            n = a._node
-            if n is None or n[2] is not token:
-                n = tr.leaf(a)
-            if n is const:
-                continue
-            if i < len(makers):
-                mk = makers[i]
-                if mk is None:
-                    continue
-                vjp = mk(ans, *vals, **kwargs)
-                read += reads[i]
-            elif spec.argnum_maker is not None:
-                vjp = spec.argnum_maker(i, ans, *vals, **kwargs)
-                read += spec.reads_rest
-            else:
-                continue
-            # A broadcast operand's VJP result is summed back to its shape. Decided here, once
-            # per call, so that same-shape calls pay nothing in the backward pass.
-            if broadcasting and vals[i].shape != ans.shape:
-                vjp = unbroadcast(vjp, vals[i].shape)
-            edges.append((n, vjp))
+        if y is _NO_ARG:
+            ans = raw(xv)
+            edges = ()
+            if tx:
+                n = x._node
+                if n is None or n[2] is not token:
+                    n = tr.leaf(x)
+                if n is not const:
+                    edges = ((n, makers[0](ans, xv)),)
+                    read = reads[0]
+            ty = False
+        else:
+            edges = []
+            ty = type(y) is Array
+            yv = y._data if ty else np.asarray(y) if type(y) is list else y
+            ans = raw(xv, yv)
+            # ``xs``/``ys``: an operand's shape where broadcasting changed it (its VJP's result
+            # is summed back to it). Each ``.shape`` builds a tuple, so two same-shape arrays
+            # (the common case) are settled by one comparison.
+            xs = ys = None
+            if broadcasting and not (tx and ty and xv.shape == yv.shape):
+                shape = ans.shape
+                if tx and xv.shape != shape:
+                    xs = xv.shape
+                if ty and yv.shape != shape:
+                    ys = yv.shape
+            if tx:
+                n = x._node
+                if n is None or n[2] is not token:
+                    n = tr.leaf(x)
+                if n is not const and makers[0] is not None:
+                    vjp = makers[0](ans, xv, yv)
+                    edges.append((n, vjp if xs is None else unbroadcast(vjp, xs)))
+                    read = reads[0]
+            if ty and len(makers) > 1:
+                n = y._node
+                if n is None or n[2] is not token:
+                    n = tr.leaf(y)
+                if n is not const and makers[1] is not None:
+                    vjp = makers[1](ans, xv, yv)
+                    edges.append((n, vjp if ys is None else unbroadcast(vjp, ys)))
+                    read += reads[1]
+        out = Array()  # as in ``_new``, inlined
+        out._data = ans
+        out._node = out._storage = out._parent = out.name = None
+        if type(ans) is np.ndarray and (ans.base is not None or ans is xv):
+            one = y is _NO_ARG
+            _share_memory(spec, out, (x,) if one else (x, y), [xv] if one else [xv, yv], tr)
         if not edges:
             out._node = const
             return out
         out._node = node = [None, edges, token]
         tr.tape.append(node)
-        for i in read:
-            a = args[i] if i < len(args) else None
-            if type(a) is Array:
-                st = a._storage
-                if st is None:
-                    _save(tr, a, spec.name)
-                elif id(a) not in tr.saved:
-                    tr.saved[id(a)] = (st, st.version, a, spec.name)
+        if read:
+            saved = tr.saved
+            for i in read:
+                a = x if i == 0 else y if i == 1 else None
+                if type(a) is Array:
+                    st = a._storage
+                    if st is None:
+                        _save(tr, a, spec.name)
+                    elif id(a) not in saved:
+                        saved[id(a)] = (st, st.version, a, spec.name)
         return out
 
     prim.__name__ = prim.__qualname__ = spec.name
@@ -801,6 +821,76 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
     prim.__doc__ = f"Differentiable ``{spec.name}``: NumPy's semantics, recorded on the tape."
     prim._spec = spec  # type: ignore[attr-defined]
     return prim
+
+
+def _call(spec: _Spec, raw: Callable[..., Any], args: tuple[Any, ...],
+          kwargs: dict[str, Any]) -> Array:
+    """A primitive call in general: any arity, keywords, views, or outside a trace."""
+    tr = _trace
+    view = spec.view
+    broadcasting = spec.broadcasting
+    if view and type(args[0]) is Array:
+        # Before the view is taken: making the storage may move the source to a C-ordered
+        # copy, which the view must see.
+        storage_of(args[0])
+    # A list operand (``matmul(x, [1.0, 2.0])``) becomes the array NumPy would make of it,
+    # so that VJPs see an array; a NumPy operand is copied inside a trace, since VJPs may
+    # read it after the caller has changed it.
+    vals = [a._data if type(a) is Array else np.asarray(a) if type(a) is list
+            else a.copy() if type(a) is np.ndarray and tr is not None else a for a in args]
+    ans = raw(*vals, **kwargs)
+    out = Array()  # as in ``_new``, inlined: this runs once per op
+    out._data = ans
+    out._node = out._storage = out._parent = out.name = None
+    if type(ans) is np.ndarray and (view or ans.base is not None or ans is vals[0]):
+        _share_memory(spec, out, args, vals, tr)
+    if tr is None:
+        return out
+    token = tr.token
+    const = tr.const
+    makers = spec.makers
+    reads = spec.reads
+    edges = []
+    read: tuple[int, ...] = ()
+    for i, a in enumerate(args):
+        if type(a) is not Array:
+            continue
+        n = a._node
+        if n is None or n[2] is not token:
+            n = tr.leaf(a)
+        if n is const:
+            continue
+        if i < len(makers):
+            mk = makers[i]
+            if mk is None:
+                continue
+            vjp = mk(ans, *vals, **kwargs)
+            read += reads[i]
+        elif spec.argnum_maker is not None:
+            vjp = spec.argnum_maker(i, ans, *vals, **kwargs)
+            read += spec.reads_rest
+        else:
+            continue
+        # A broadcast operand's VJP result is summed back to its shape. Decided here, once
+        # per call, so that same-shape calls pay nothing in the backward pass.
+        if broadcasting and vals[i].shape != ans.shape:
+            vjp = unbroadcast(vjp, vals[i].shape)
+        edges.append((n, vjp))
+    if not edges:
+        out._node = const
+        return out
+    out._node = node = [None, edges, token]
+    tr.tape.append(node)
+    for i in read:
+        a = args[i] if i < len(args) else None
+        if type(a) is Array:
+            st = a._storage
+            if st is None:
+                _save(tr, a, spec.name)
+            elif id(a) not in tr.saved:
+                tr.saved[id(a)] = (st, st.version, a, spec.name)
+    return out
+
 
 
 def _share_memory(spec: _Spec, out: Array, args: tuple[Any, ...], vals: list[Any],
