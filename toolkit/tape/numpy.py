@@ -556,56 +556,6 @@ def _holds_array(data: Any) -> bool:
     return isinstance(data, list | tuple) and any(_holds_array(d) for d in data)
 
 
-_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
-
-
-def array(data: Any, *, name: str | None = None, dtype: Any = None) -> Array:
-    """Makes an array that owns a copy of ``data``.
-
-    Args:
-        data: an Array, a NumPy array, a nested list or a number.
-        name: optional name; the differentiated function's reads of this leaf (and of views
-            of it named likewise) are reported in ``Grads.globals[name]``.
-        dtype: float32 or float64 (differentiable), or an integer/bool dtype (a constant).
-            Default: NumPy's inference (Python floats give float64).
-
-    Returns:
-        A new owning Array (``a.base is a``). Inside a differentiated function, ``data`` that
-        is or holds Arrays (``array(x)``, ``array([a, b])``) gives a copy computed by an op
-        (``stack`` for a list), so the gradient flows back to them.
-
-    Raises:
-        TypeError: the dtype is neither float32/float64 nor integer/bool.
-
-    Example:
-        >>> array([1.0, 2.0], name="x").shape
-        (2,)
-    """
-    if _core._trace is not None and _holds_array(data):
-        # Inside a differentiated function the copy is an op, so the gradient flows through.
-        out = _traced_array(data, dtype)
-        out.name = name
-        return out
-    src = data._data if isinstance(data, Array) else data
-    buf = np.array(src, dtype=dtype, order="C", copy=True)
-    if (buf.dtype.kind == "f" and buf.dtype not in _FLOATS) or buf.dtype.kind not in "fiub":
-        raise TypeError(
-            f"toolkit.tape arrays are float32 or float64 (or integer/bool constants); "
-            f"got dtype {buf.dtype}"
-        )
-    a = _new(buf)
-    a._storage = _core.Storage(a)
-    a.name = name
-    return a
-
-
-def _holds_array(data: Any) -> bool:
-    """Whether ``data`` is an Array or a (nested) list or tuple holding one."""
-    if type(data) is Array:
-        return True
-    return isinstance(data, list | tuple) and any(_holds_array(d) for d in data)
-
-
 def _traced_array(data: Any, dtype: Any = None) -> Array:
     """``array(data)`` of Arrays as ops: a copy (``astype``) of an Array, ``stack`` of a list.
 
