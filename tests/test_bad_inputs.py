@@ -238,6 +238,8 @@ ROWS = [
     Row("exp-import-missing-module", EXP, ("exp.py:1", "ModuleNotFoundError", "nonexistent_pkg"),
         experiment="import nonexistent_pkg\n"),
     Row("exp-no-cases", EXP, ("defines no function cases",), experiment="x = 1\n"),
+    Row("exp-sys-exit-at-import", EXP, ("exp.py:2", "SystemExit"),
+        experiment="import sys\nsys.exit(0)\n"),
     Row("exp-cases-raises", EXP, ("exp.py:13", "cases()", "ZeroDivisionError"),
         experiment=experiment(CASES="[1 / 0]")),
     Row("exp-cases-empty", EXP, ("experiment: experiment 'exp': cases() returned no cases",),

@@ -81,15 +81,17 @@ def user_code(
             the toolkit's, and its traceback is wanted).
 
     Raises:
-        UserCodeError: the block raised an ``Exception`` (not ``KeyboardInterrupt``, and not a
-            :class:`ConfigError`, which passes through).
+        UserCodeError: the block raised an ``Exception`` or called ``sys.exit`` (not
+            ``KeyboardInterrupt``, and not a :class:`ConfigError`, which passes through).
     """
     files = list(files)
     try:
         yield
     except ConfigError:
         raise
-    except Exception as exc:
+    except (Exception, SystemExit) as exc:
+        # sys.exit() in an experiment is a bug in it, not a request to end the run with its
+        # code: exit 0 would claim success for a run that computed nothing.
         location = locate(exc, files)
         if location is None and require_frame:
             raise
