@@ -573,3 +573,16 @@ def test_lists_and_numbers_join_as_constants_or_stacked_arrays() -> None:
     value, gs = tp.withgradient(loss, tp.Params([x]))
     assert float(value) == 1.0 - 4.0 - 2.0 + 4.0
     np.testing.assert_array_equal(gs[x], [2 * -2.0 + 4.0, 2 * 1.0 + 1.0])
+
+
+def test_cross_vjp_reads_only_the_other_operand() -> None:
+    a = tp.array([1.0, 2.0, 3.0])
+    b = np.array([0.5, -1.0, 2.0])
+    _, back = tp.pullback(lambda: tnp.sum(tnp.cross(a, b)), tp.Params([a]))
+    a[...] = 0.0  # a's own values are not read: the gradient b × 1 stands
+    np.testing.assert_array_equal(back()[a], np.cross(b, np.ones(3)))
+    c = tp.array(b)
+    _, back = tp.pullback(lambda: tnp.sum(tnp.cross(a, c)), tp.Params([a]))
+    c[...] = 0.0
+    with pytest.raises(RuntimeError, match="after `cross` saved it"):
+        back()

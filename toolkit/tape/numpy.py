@@ -1211,7 +1211,8 @@ defvjp(nan_to_num, lambda ans, x, **kw: lambda g: g * np.isfinite(x))
 def _cross_vjp(argnum: int, a: Any, b: Any, axisa: int, axisb: int, axisc: int,
                axis: int | None) -> Any:
     # <g, a × b> = <a, b × g> = <b, g × a>, in 3-vectors (a 2-vector has a zero z); the result
-    # is cut back to the operand's length and summed over the axes broadcasting added.
+    # is cut back to the operand's length and summed over the axes broadcasting added. Each
+    # operand's VJP reads the other operand's values and its own shape only.
     if axis is not None:
         axisa = axisb = axisc = axis
     a, b = np.moveaxis(a, axisa, -1), np.moveaxis(b, axisb, -1)
@@ -1237,7 +1238,7 @@ cross = primitive(np.cross, "cross")
 defvjp(cross, lambda ans, a, b, axisa=-1, axisb=-1, axisc=-1, axis=None:
        _cross_vjp(0, a, b, axisa, axisb, axisc, axis),
        lambda ans, a, b, axisa=-1, axisb=-1, axisc=-1, axis=None:
-       _cross_vjp(1, a, b, axisa, axisb, axisc, axis))
+       _cross_vjp(1, a, b, axisa, axisb, axisc, axis), saves=((1,), (0,)))
 
 
 def _partition(x: Any, kth: Any, axis: Any = -1) -> Any:
