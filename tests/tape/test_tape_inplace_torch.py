@@ -151,7 +151,7 @@ def _run_torch(program: Callable[..., Any], a: np.ndarray, b: np.ndarray) -> Any
     tb = torch.tensor(b, requires_grad=True)
     try:
         loss = program(_Torch, ta, tb)
-    except Exception:  # noqa: BLE001 - a refusal is an outcome
+    except Exception:  # a refusal is an outcome
         return "forward error"
     try:
         loss.backward()
@@ -164,34 +164,37 @@ def _numpy_value(program: Callable[..., Any], a: np.ndarray, b: np.ndarray) -> f
     return float(program(_NumPy, a.copy(), b.copy()))
 
 
+def _check_inside(seed: int) -> str:
+    """Runs inside-program ``seed`` on all three; asserts the tape's numbers; names the case."""
+    rng = np.random.default_rng(10_000 + seed)
+    a, b = rng.uniform(-1, 1, 4), rng.uniform(-1, 1, (3, 4))
+    program = _inside_program(seed)
+    expected = _numpy_value(program, a, b)
+    ta, tb = tp.array(a), tp.array(b)
+    try:
+        value, gs = tp.withgradient(lambda: program(_Tape, ta, tb), tp.Params([ta, tb]))
+    except (RuntimeError, ValueError, NotImplementedError) as e:
+        return f"tape refused: {type(e).__name__}"
+    assert float(value) == pytest.approx(expected, rel=1e-12, abs=1e-12), seed
+    reference = _run_torch(program, a, b)
+    if reference == "forward error" or reference[1] == "backward error":
+        case = "PyTorch refused, tape checked against finite differences"
+        want = _finite_differences(lambda x, y: _numpy_value(program, x, y), a, b)
+        rtol = 1e-5
+    else:
+        assert reference[0] == pytest.approx(expected, rel=1e-12), seed
+        case, want, rtol = "both differentiated, tape equals PyTorch", reference[1], 1e-10
+    for got, w in zip((gs[ta], gs[tb]), want, strict=True):
+        np.testing.assert_allclose(got, w, rtol=rtol, atol=1e-7, err_msg=str(seed))
+    return case
+
+
 def test_writes_inside_the_function_match_numpy_and_pytorch() -> None:
-    outcomes: Counter[str] = Counter()
-    for seed in range(INSIDE_PROGRAMS):
-        rng = np.random.default_rng(10_000 + seed)
-        a, b = rng.uniform(-1, 1, 4), rng.uniform(-1, 1, (3, 4))
-        program = _inside_program(seed)
-        expected = _numpy_value(program, a, b)
-        ta_, tb_ = tp.array(a), tp.array(b)
-        try:
-            value, gs = tp.withgradient(lambda: program(_Tape, ta_, tb_), tp.Params([ta_, tb_]))
-        except (RuntimeError, ValueError, NotImplementedError) as e:
-            outcomes[f"tape refused: {type(e).__name__}"] += 1
-            continue
-        assert float(value) == pytest.approx(expected, rel=1e-12, abs=1e-12), seed
-        reference = _run_torch(program, a, b)
-        if reference == "forward error" or reference[1] == "backward error":
-            outcomes["PyTorch refused, tape checked against finite differences"] += 1
-            expected_grads = _finite_differences(lambda x, y: _numpy_value(program, x, y), a, b)
-            rtol = 1e-5
-        else:
-            assert reference[0] == pytest.approx(expected, rel=1e-12), seed
-            outcomes["both differentiated, tape equals PyTorch"] += 1
-            expected_grads, rtol = reference[1], 1e-10
-        for got, want in zip((gs[ta_], gs[tb_]), expected_grads, strict=True):
-            np.testing.assert_allclose(got, want, rtol=rtol, atol=1e-7, err_msg=str(seed))
-    # Most programs must be differentiated, not refused.
+    outcomes = Counter(_check_inside(seed) for seed in range(INSIDE_PROGRAMS))
     print(dict(outcomes))
-    assert sum(v for k, v in outcomes.items() if k.startswith("tape refused")) == 0
+    # Every program is differentiated (none refused), about a quarter where PyTorch refuses.
+    assert not any(k.startswith("tape refused") for k in outcomes), outcomes
+    assert outcomes["PyTorch refused, tape checked against finite differences"] > 0
 
 
 # --- writes between the forward and the backward pass -----------------------------------------
@@ -271,32 +274,34 @@ def _torch_outside(terms: tuple[str, ...], target: str, values: dict[str, np.nda
                  for k in ("a", "b"))
 
 
+def _check_outside(seed: int) -> str:
+    """Runs outside-program ``seed``; asserts the tape raised or was exact; names the case."""
+    terms, target, values = _outside_setup(seed)
+    arrs, kept = _outside_arrays(values, torch_side=False), []
+    # alias="storage": the view of ``a`` made outside is ``a``'s memory, as in PyTorch.
+    value, back = tp.pullback(lambda: _outside_loss(tnp, terms, arrs, kept),
+                              tp.Params([arrs["a"], arrs["b"]]), alias="storage")
+    np_arrs = {k: v.copy() for k, v in values.items()}
+    np_arrs["made"], np_arrs["einsum"], np_arrs["view"] = (
+        np_arrs["w"] * 1.0, np.einsum("i->i", np_arrs["w"]), np_arrs["a"][0:2])
+    assert float(value) == pytest.approx(
+        float(_outside_loss(_NumPy, terms, np_arrs, [])), rel=1e-12), seed
+    _write_outside(target, arrs, kept)
+    torch_after = _torch_outside(terms, target, values, write=True)
+    try:
+        gs = back()
+    except RuntimeError:
+        return f"tape raised, PyTorch {'raised' if torch_after == 'error' else 'not'}"
+    # No error: the gradient must be the one at the forward pass's values.
+    reference = _torch_outside(terms, target, values, write=False)
+    for k, want in zip("ab", reference, strict=True):
+        got = gs[arrs[k]]
+        np.testing.assert_allclose(np.zeros_like(want) if got is None else got, want,
+                                   rtol=1e-10, err_msg=str(seed))
+    return f"tape exact, PyTorch {'raised' if torch_after == 'error' else 'exact'}"
+
+
 def test_writes_before_the_backward_pass_raise_or_leave_the_gradient_exact() -> None:
-    outcomes: Counter[str] = Counter()
-    for seed in range(OUTSIDE_PROGRAMS):
-        terms, target, values = _outside_setup(seed)
-        arrs, kept = _outside_arrays(values, torch_side=False), []
-        # alias="storage": the view of ``a`` made outside is ``a``'s memory, as in PyTorch.
-        value, back = tp.pullback(lambda: _outside_loss(tnp, terms, arrs, kept),
-                                  tp.Params([arrs["a"], arrs["b"]]), alias="storage")
-        np_arrs = {k: v.copy() for k, v in values.items()}
-        np_arrs["made"], np_arrs["einsum"], np_arrs["view"] = (
-            np_arrs["w"] * 1.0, np.einsum("i->i", np_arrs["w"]), np_arrs["a"][0:2])
-        assert float(value) == pytest.approx(
-            float(_outside_loss(_NumPy, terms, np_arrs, [])), rel=1e-12), seed
-        _write_outside(target, arrs, kept)
-        torch_after = _torch_outside(terms, target, values, write=True)
-        try:
-            gs = back()
-        except RuntimeError:
-            outcomes[f"tape raised, PyTorch {'raised' if torch_after == 'error' else 'not'}"] += 1
-            continue
-        # No error: the gradient must be the one at the forward pass's values.
-        reference = _torch_outside(terms, target, values, write=False)
-        for k, want in zip("ab", reference, strict=True):
-            got = gs[arrs[k]]
-            np.testing.assert_allclose(np.zeros_like(want) if got is None else got, want,
-                                       rtol=1e-10, err_msg=str(seed))
-        outcomes[f"tape exact, PyTorch {'raised' if torch_after == 'error' else 'exact'}"] += 1
+    outcomes = Counter(_check_outside(seed) for seed in range(OUTSIDE_PROGRAMS))
     print(dict(outcomes))
-    assert sum(outcomes.values()) == OUTSIDE_PROGRAMS
+    assert outcomes["tape raised, PyTorch raised"] > 0
