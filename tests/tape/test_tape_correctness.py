@@ -19,15 +19,20 @@ import pytest
 import toolkit.tape as tp
 from toolkit.tape import numpy as tnp
 
-torch = pytest.importorskip("torch")
-
 RNG = np.random.default_rng(0)
 V3 = RNG.standard_normal(3)
 M23 = RNG.standard_normal((2, 3))
 
 
+def _torch() -> Any:
+    """PyTorch, or a skip of the calling test where it is not installed (only the tests that
+    compare with PyTorch need it)."""
+    return pytest.importorskip("torch")
+
+
 def _torch_grad(fn: Callable[..., Any], *values: np.ndarray) -> list[np.ndarray]:
     """PyTorch's gradient of scalar ``fn(*leaves)`` w.r.t. each leaf (zeros where unused)."""
+    torch = _torch()
     leaves = [torch.tensor(v, dtype=torch.float64, requires_grad=True) for v in values]
     fn(*leaves).backward()
     return [np.zeros_like(v) if t.grad is None else t.grad.numpy()
@@ -83,6 +88,7 @@ def test_array_outside_the_function_is_still_an_independent_copy() -> None:
 
 @pytest.mark.parametrize("exponent", [0.0, 0, np.array([0.0, 2.0, 0.0])], ids=str)
 def test_zero_exponent_at_zero_has_zero_derivative_like_torch(exponent: object) -> None:
+    torch = _torch()
     v = np.array([0.0, 0.0, 1.5])
     x = tp.array(v)
     gs = tp.gradient(lambda: tnp.sum(x ** exponent), tp.Params([x]))
@@ -116,6 +122,7 @@ def test_integer_index_outside_is_a_zero_d_view_of_the_memory() -> None:
 
 
 def test_element_pick_under_both_policies_matches_torch() -> None:
+    torch = _torch()
     x = tp.array(V3)
     element = x[1]
     f = lambda: element * tnp.sum(x * x) + tnp.sin(element)  # noqa: E731
@@ -163,6 +170,7 @@ def test_in_place_write_through_an_element_view_is_caught_before_back() -> None:
 
 
 def test_view_of_a_view_made_outside_then_written_in_place() -> None:
+    torch = _torch()
     w = tp.array(M23)
     column = w.T[1]  # a view of a view: w[:, 1]
     assert column.base is w and column.parent.parent is w
@@ -354,6 +362,7 @@ def test_cast_to_integers_has_zero_derivative_like_jax() -> None:
 
 
 def test_float32_params_match_torch_in_float32() -> None:
+    torch = _torch()
     v = RNG.standard_normal((2, 3)).astype(np.float32)
     w = tp.array(v)
     row = w[1]
