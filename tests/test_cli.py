@@ -99,7 +99,7 @@ def test_failed_expectation_exits_1(tmp_path, capsys):
     assert main(["run", str(config), "--out", str(tmp_path / "out")]) == 1
     out = capsys.readouterr().out
     assert "FAILED case2/implicit-identity/grads/x" in out
-    assert f"FAIL {config} — small: 6/7 checks passed" in out
+    assert f"FAIL {config} — small\n     checks (expectations that must hold): 6/7 passed" in out
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGKILL])
@@ -203,14 +203,19 @@ def test_summary_ends_with_the_report_path_and_quiet_prints_only_it(tmp_path, ca
     config = small_config(tmp_path)
     assert main(["run", str(config), "--out", str(out)]) == 0
     loud = capsys.readouterr()
-    assert "case5: implicit-identity" in loud.err  # progress without --quiet
+    assert "case5: finite-difference reference" in loud.err  # progress without --quiet
     assert main(["run", str(config), "--out", str(out), "--quiet"]) == 0
     quiet = capsys.readouterr()
     assert quiet.err == ""
     lines = quiet.out.strip().splitlines()
     newest = max(visible(out), key=lambda name: (out / name / "report.md").stat().st_mtime_ns)
-    assert lines == [f"ok   {config} — small: 6/6 checks passed",
-                     f"report: {out / newest / 'report.md'}"]
+    assert lines[:2] == [f"ok   {config} — small",
+                         "     checks (expectations that must hold): 6/6 passed"]
+    # Findings (strategies that are not exact) are listed apart from the checks.
+    assert lines[2].startswith("     finding: implicit-identity: per-param step not exact in 1/2 "
+                               "cases (case2)")
+    assert all(line.startswith("     finding: ") for line in lines[2:-1])
+    assert lines[-1] == f"report: {out / newest / 'report.md'}"
 
 
 def test_version_matches_pyproject(capsys):

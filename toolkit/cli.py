@@ -16,6 +16,10 @@ Example:
     $ aliasgrad run                      # the embedded demo: the aliasing cases + tied autoencoder
     $ aliasgrad run configs/partial_tie.toml --strategies implicit-identity,explicit-shared
     $ aliasgrad run configs/seed.toml --quiet   # only the summary (and errors)
+    $ aliasgrad run configs/tied_autoencoder.toml --seeds 0:4 -j 2   # a sweep, with CIs
+    $ aliasgrad run configs/tied_autoencoder.toml --set train.steps=50 --seeds 0:8 --shard 1/2
+    $ aliasgrad aggregate results/shard1 results/shard2   # merge shards into one report
+    $ aliasgrad compare results/run-a results/run-b        # what changed between two runs
     $ aliasgrad list
     $ aliasgrad show latest              # the most recent run folder under --out
     $ aliasgrad publish                  # regenerate results/README.md and results/reference/
@@ -33,7 +37,7 @@ import pkgutil
 import shutil
 import sys
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
@@ -72,8 +76,24 @@ class Console:
     """
 
     def __init__(self, quiet: bool = False) -> None:
+        from toolkit.runner.progress import LineReporter, SilentReporter
+
         self.quiet = quiet
         self.stdout_closed = False
+        self.reporter: Any = SilentReporter() if quiet else LineReporter(self.err)
+
+    @contextlib.contextmanager
+    def live(self) -> Iterator[None]:
+        """On a terminal (and not ``--quiet``), one live progress display for the whole
+        invocation; plain lines otherwise."""
+        if self.quiet or not sys.stderr.isatty():
+            yield
+            return
+        from toolkit.runner.progress import LiveReporter
+
+        with LiveReporter() as live:
+            self.reporter = live
+            yield
 
     def out(self, text: str) -> None:
         """Writes a line of results to stdout."""
@@ -101,8 +121,7 @@ class Console:
 
     def progress(self, message: str) -> None:
         """A progress line on stderr, unless ``--quiet``."""
-        if not self.quiet:
-            self.err(message)
+        self.reporter.say(message)
 
 
 def _write(stream: TextIO, text: str) -> None:
@@ -112,16 +131,16 @@ def _write(stream: TextIO, text: str) -> None:
 
 
 def _parse_strategies(text: str | None) -> tuple[str, ...] | None:
-    from toolkit.runner.strategies import STRATEGIES
+    from toolkit.runner.strategies import TRAIN_STRATEGIES
 
     if text is None:
         return None
     chosen = tuple(s.strip() for s in text.split(",") if s.strip())
-    bad = [s for s in chosen if s not in STRATEGIES]
+    bad = [s for s in chosen if s not in TRAIN_STRATEGIES]
     if bad or not chosen:
         raise ConfigError(
             f"--strategies: unknown {', '.join(map(repr, bad)) or 'empty list'}; "
-            f"valid: {', '.join(STRATEGIES)}"
+            f"valid: {', '.join(TRAIN_STRATEGIES)}"
         )
     return chosen
 
@@ -159,27 +178,50 @@ def _output_error(out: Path, e: OSError) -> OutputError:
                        f"{e.strerror or e} (errno {e.errno}); nothing from this run was kept")
 
 
-def _load_configs(paths: Sequence[str]) -> list[Any]:
+def _parsed_configs(paths: Sequence[str]) -> list[Any]:
+    from toolkit.runner.config import parse_config, parse_config_text
     from toolkit.runner.demo import demo_configs
-    from toolkit.runner.preflight import load_config, load_config_text
 
     if paths:
-        return [load_config(Path(c)) for c in paths]
-    return [load_config_text(text, name=name) for name, text in demo_configs()]
+        return [parse_config(Path(c)) for c in paths]
+    return [parse_config_text(text, name=name) for name, text in demo_configs()]
+
+
+def _plan(args: argparse.Namespace) -> tuple[list[Any], list[tuple[Any, list[Any]]]]:
+    """Every config preflighted (single runs) or every sweep point preflighted (sweeps)."""
+    from toolkit.runner.preflight import preflight
+    from toolkit.runner.sweep import parse_shard, plan, point_file
+
+    shard = parse_shard(args.shard) if args.shard else (1, 1)
+    singles, sweeps = [], []
+    for file in _parsed_configs(args.configs):
+        points = plan(file, args.set or (), args.seeds, shard)
+        if args.seeds or args.shard or file.sweep or len(points) != 1:
+            for point in points:
+                preflight(point_file(file, point))
+            sweeps.append((file, points))
+        else:
+            singles.append(preflight(point_file(file, points[0]) if args.set else file))
+    return singles, sweeps
 
 
 def _summary_lines(results: Sequence[tuple[Any, Path]]) -> list[str]:
-    """Per config: verdict, name, title, checks passed; failed checks; report paths last."""
+    """Per config: checks (expectations that must hold) apart from findings (which strategies
+    are not exact, and where); report paths last."""
+    from toolkit.runner.report import findings
+
     lines = []
     for output, folder in results:
         failed = [c for c in output.checks if not c.passed]
         total = len(output.checks)
         status = "FAIL" if failed else "ok"
-        lines.append(f"{status:<4} {output.config.name} — {output.config.title}: "
-                     f"{total - len(failed)}/{total} checks passed")
+        lines.append(f"{status:<4} {output.config.name} — {output.config.title}")
+        lines.append(f"     checks (expectations that must hold): {total - len(failed)}/{total} "
+                     "passed")
         lines += [f"     FAILED {c.name}: {c.detail}" for c in failed[:10]]
         if len(failed) > 10:
             lines.append(f"     … {len(failed) - 10} more in {folder / 'report.md'}")
+        lines += [f"     finding: {line}" for line in findings(output.result)]
     lines += [f"report: {folder / 'report.md'}" for _, folder in results]
     return lines
 
@@ -195,11 +237,14 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     strategies = _parse_strategies(args.strategies)
     out = Path(args.out)
     check_writable(out)
-    configs = _load_configs(args.configs)
+    if args.jobs < 1:
+        raise ConfigError(f"--jobs: must be >= 1, got {args.jobs}")
+    configs, sweeps = _plan(args)
+    sweep_failed = _run_sweeps(sweeps, out, args.jobs, strategies, console)
     outputs = []
     for config in configs:
         console.progress(f"running {config.name} ({config.title})")
-        outputs.append(run_config(config, strategies=strategies, progress=console.progress))
+        outputs.append(run_config(config, strategies=strategies, progress=console.reporter))
     written: list[Path] = []
     try:
         for output in outputs:
@@ -224,7 +269,56 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     if console.stdout_closed:
         console.err(f"stdout was closed; all {len(results)} configs ran and were written "
                     f"under {str(out)!r}")
-    return 1 if any(not o.ok for o in outputs) else 0
+    return 1 if sweep_failed or any(not o.ok for o in outputs) else 0
+
+
+def _run_sweeps(sweeps: Sequence[tuple[Any, list[Any]]], out: Path, jobs: int,
+                strategies: tuple[str, ...] | None, console: Console) -> bool:
+    """Runs each sweep into its own folder; True when a point failed a check."""
+    from toolkit.runner.sweep import run_sweep
+
+    failed = False
+    for file, points in sweeps:
+        console.progress(f"sweeping {file.name}: {len(points)} points, {jobs} worker(s)")
+        folder, results = run_sweep(file, points, out, workers=jobs, strategies=strategies,
+                                    say=console.progress)
+        bad = [r for r in results if not r["ok"]]
+        failed |= bool(bad)
+        console.out(f"{'FAIL' if bad else 'ok':<4} {file.name}: {len(results) - len(bad)}/"
+                    f"{len(results)} points passed every check")
+        console.out(f"report: {folder / 'aggregate.md'}")
+    return failed
+
+
+def cmd_aggregate(args: argparse.Namespace, console: Console) -> int:
+    """Merges run folders and sweep folders (shards) into one new aggregate folder."""
+    from toolkit.runner.aggregate import aggregate
+    from toolkit.runner.rundir import StagedRun
+    from toolkit.runner.sweep import run_folders
+
+    folders = run_folders([Path(p) for p in args.folders])
+    out = Path(args.out)
+    check_writable(out)
+    staged = StagedRun(out, "aggregate")
+    with staged as tmp:
+        aggregate(folders, tmp)
+    assert staged.final is not None
+    console.out(f"aggregated {len(folders)} runs")
+    console.out(f"report: {staged.final / 'aggregate.md'}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace, console: Console) -> int:
+    """Prints what changed between two run folders or two sweep/aggregate folders."""
+    from toolkit.runner.diff import compare_runs
+
+    try:
+        lines = compare_runs(Path(args.a), Path(args.b))
+    except ValueError as e:
+        raise ConfigError(f"compare: {e}") from None
+    for line in lines:
+        console.out(line)
+    return 0
 
 
 def cmd_publish(args: argparse.Namespace, console: Console) -> int:
@@ -244,7 +338,7 @@ def cmd_publish(args: argparse.Namespace, console: Console) -> int:
     failed = False
     for config in configs:
         console.progress(f"running {config.name} ({config.title})")
-        output = run_config(config, progress=console.progress)
+        output = run_config(config, progress=console.reporter)
         try:
             folder, plots = publish_run(output, root)
         except OSError as e:
@@ -316,7 +410,17 @@ def build_parser() -> argparse.ArgumentParser:
     run = sub.add_parser("run", help="run configs (no CONFIG: the embedded demo)")
     run.add_argument("configs", nargs="*", metavar="CONFIG", help="TOML config files")
     run.add_argument("--out", default=str(DEFAULT_OUT), help="results root (default: results)")
-    run.add_argument("--strategies", help="comma-separated subset of strategies")
+    run.add_argument("--strategies", help="comma-separated subset of strategies (gradients "
+                     "and training)")
+    run.add_argument("--set", action="append", metavar="KEY=V[,V...]",
+                     help="override a config key (one value) or sweep it (several values); "
+                          "repeatable, e.g. --set train.steps=50 --set dtype=float32,float64")
+    run.add_argument("--seeds", metavar="A:B|A,B,...",
+                     help="sweep over seeds, e.g. 0:10 (seed is its own axis)")
+    run.add_argument("-j", "--jobs", type=int, default=1,
+                     help="worker processes for a sweep's points (default 1)")
+    run.add_argument("--shard", metavar="I/N",
+                     help="run only the I-th of N parts of the grid; merge with aggregate")
     run.add_argument("--json", action="store_true", help="print summaries as JSON on stdout")
     run.add_argument("--quiet", "-q", action="store_true",
                      help="print only the summary and errors")
@@ -327,6 +431,14 @@ def build_parser() -> argparse.ArgumentParser:
     pub.add_argument("--out", default=str(DEFAULT_OUT), help="results root (default: results)")
     pub.add_argument("--quiet", "-q", action="store_true", help="print only errors")
     pub.set_defaults(func=cmd_publish)
+    agg = sub.add_parser("aggregate", help="merge sweep shards or run folders into one report")
+    agg.add_argument("folders", nargs="+", metavar="FOLDER", help="sweep or run folders")
+    agg.add_argument("--out", default=str(DEFAULT_OUT), help="results root (default: results)")
+    agg.set_defaults(func=cmd_aggregate)
+    cmp = sub.add_parser("compare", help="what changed between two runs or two sweeps")
+    cmp.add_argument("a", metavar="A", help="a run folder or a sweep/aggregate folder")
+    cmp.add_argument("b", metavar="B", help="the folder to compare it with")
+    cmp.set_defaults(func=cmd_compare)
     lst = sub.add_parser("list", help="shipped configs, experiments and strategies")
     lst.set_defaults(func=cmd_list)
     show = sub.add_parser("show", help="print a run folder's report")
@@ -345,7 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(quiet=getattr(args, "quiet", False))
     command: Callable[[argparse.Namespace, Console], int] = args.func
     try:
-        with deferred_sigint():
+        with deferred_sigint(), console.live():
             return command(args, console)
     except ConfigError as e:
         console.err(f"error: {e}")

@@ -116,6 +116,7 @@ def compute_reference(
     seed: int = 0,
     step: float = 1e-4,
     full_limit: int = FULL_LIMIT,
+    tick: Callable[[int, int], None] | None = None,
 ) -> Reference:
     """Finite-difference derivatives of ``case``'s loss on each storage and through each alias.
 
@@ -127,6 +128,7 @@ def compute_reference(
         seed: seeds the random directions.
         step: the central-difference step, relative to ``max(1, |x|)``.
         full_limit: largest buffer differenced element by element.
+        tick: called with (derivatives done, derivatives in all) as the work goes on.
 
     Returns:
         A :class:`Reference`.
@@ -134,14 +136,25 @@ def compute_reference(
     ev = NumpyEvaluator(case, data)
     base = {k: np.array(v, dtype=np.float64) for k, v in storages.items()}
     rng = np.random.default_rng([seed, 2])
+    moves = {s: min(base[s].size, directions) if base[s].size > full_limit else base[s].size
+             for s in case.sources}
+    # One derivative per move for the total, and one per alias for the partials.
+    total = sum(n * (1 + (len(case.aliases_of(s)) if len(case.aliases_of(s)) > 1 else 0))
+                for s, n in moves.items())
+    count = [0]
+
+    def advance() -> None:
+        count[0] += 1
+        if tick is not None:
+            tick(count[0], total)
+
     out: dict[str, StorageReference] = {}
     for source in case.sources:
-        size = base[source].size
         dirs = None
-        if size > full_limit:
-            dirs = rng.standard_normal((directions, size))
+        if base[source].size > full_limit:
+            dirs = rng.standard_normal((directions, base[source].size))
             dirs /= np.linalg.norm(dirs, axis=1, keepdims=True)
-        out[source] = _storage_reference(ev, base, source, dirs, step)
+        out[source] = _storage_reference(ev, base, source, dirs, step, advance)
     return Reference(ev.tied(base), out)
 
 
@@ -151,6 +164,7 @@ def _storage_reference(
     source: str,
     dirs: np.ndarray | None,
     step: float,
+    advance: Callable[[], None],
 ) -> StorageReference:
     x = base[source]
     h = step * max(1.0, float(np.max(np.abs(x), initial=0.0)))
@@ -162,7 +176,12 @@ def _storage_reference(
     def moved(t: float, e: np.ndarray) -> float:
         return ev.tied({**base, source: x + t * e})
 
-    estimates = [_derivative(functools.partial(moved, e=e), h) for e in basis]
+    def derivative(f: Callable[[float], float]) -> tuple[float, float]:
+        result = _derivative(f, h)
+        advance()
+        return result
+
+    estimates = [derivative(functools.partial(moved, e=e)) for e in basis]
     total = np.array([d for d, _ in estimates])
     error = np.array([err for _, err in estimates])
     aliases = ev.case.aliases_of(source)
@@ -178,6 +197,6 @@ def _storage_reference(
         m = ev.maps.get(alias)
         moves = [np.asarray(m.apply(e)) if m else e for e in basis]
         partials[alias] = np.array([
-            _derivative(functools.partial(moved_alias, alias=alias, e=e), h)[0] for e in moves
+            derivative(functools.partial(moved_alias, alias=alias, e=e))[0] for e in moves
         ])
     return StorageReference(source, x.shape, dirs, total, error, partials)

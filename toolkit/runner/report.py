@@ -117,6 +117,43 @@ def _training_tables(case: CaseResult, level: str) -> list[str]:
     return lines
 
 
+def findings(run: RunResult) -> list[str]:
+    """One line per strategy that is not exact somewhere: under which effective-step rule, in
+    which cases, and in training under which optimizers. These are findings about the
+    strategies, not failures of the run (those are the checks).
+
+    Example:
+        >>> from toolkit.runner.results import CaseResult, RunResult, StrategyResult, Verdict
+        >>> row = StrategyResult(1.0, {}, {}, {}, {"per-param": {"x": Verdict("exact")},
+        ...                      "per-storage": {"x": Verdict("missing", via=("xt",))}})
+        >>> case = CaseResult("", ("x",), {"x": ("x", "xt")}, 1.0, {}, {"explicit": row})
+        >>> findings(RunResult("t", "c.toml", "e", {}, "float64", 0, 0, 0, ("explicit",),
+        ...                    {"case2": case}, ()))
+        ['explicit: per-storage step not exact in 1/1 cases (case2)']
+    """
+    wrong: dict[str, dict[str, list[str]]] = {}
+    drift: dict[str, list[str]] = {}
+    for name, case in run.cases.items():
+        for strategy, row in case.strategies.items():
+            for rule, per in row.verdicts.items():
+                if any(not v.exact and v.kind != "no-step" for v in per.values()):
+                    wrong.setdefault(strategy, {}).setdefault(rule, []).append(name)
+        for opt, table in case.training.items():
+            for strategy, result in table.items():
+                if result.verdict.kind != "exact":
+                    drift.setdefault(strategy, []).append(f"{name}/{opt}: {result.verdict.kind}")
+    lines = [f"{s}: " + "; ".join(f"{rule} step not exact in {len(c)}/{len(run.cases)} cases "
+                                  f"({_listed(c)})" for rule, c in rules.items())
+             for s, rules in wrong.items()]
+    lines += [f"{s}: training not exact ({_listed(c)})" for s, c in drift.items()]
+    return lines
+
+
+def _listed(items: Sequence[str], most: int = 3) -> str:
+    more = f", … {len(items) - most} more" if len(items) > most else ""
+    return ", ".join(items[:most]) + more
+
+
 def render_report(
     run: RunResult, plots: Sequence[str] = (), timing: Mapping[str, float] | None = None
 ) -> str:

@@ -27,6 +27,7 @@ from toolkit.problem import GradientResult, Problem
 from toolkit.runner.compare import judge, judge_training, raw_errors
 from toolkit.runner.interrupt import checkpoint
 from toolkit.runner.preflight import Config, experiment_files
+from toolkit.runner.progress import Reporter, as_reporter
 from toolkit.runner.reference import Reference, compute_reference
 from toolkit.runner.results import (
     RULES,
@@ -44,7 +45,6 @@ from toolkit.runner.strategies import TRAIN_STRATEGIES, baseline, get_strategy
 # A training trajectory is "exact" within this max abs distance of the baseline's.
 TRAIN_TOLERANCE = {"float64": 1e-6, "float32": 1e-4}
 
-Progress = Callable[[str], None]
 
 
 def _matches(actual: Any, expected: Any, rtol: float, atol: float) -> bool:
@@ -130,11 +130,18 @@ def _expectation_checks(
     return checks
 
 
-def _reference(config: Config, case: Case) -> Reference:
+def _reference(config: Config, case: Case, report: Reporter) -> Reference:
+    bars: list[Any] = []  # the bar starts once the reference knows how much work there is
+
+    def tick(done: int, total: int) -> None:
+        if not bars:
+            bars.append(report.task(f"{case.name}: finite differences", total))
+        bars[0](done)
+
     return compute_reference(
         case, case.initial_values(config.seed, np.float64),
         case.make_data(config.seed, np.float64), directions=config.directions,
-        seed=config.seed,
+        seed=config.seed, tick=tick,
     )
 
 
@@ -172,16 +179,15 @@ def _strategy_result(
 
 
 def _case_gradients(
-    config: Config, case: Case, strategies: Sequence[str], say: Progress
+    config: Config, case: Case, strategies: Sequence[str], report: Reporter
 ) -> tuple[CaseResult, list[Check]]:
     problem = Problem.from_case(case, config.seed, np.dtype(config.dtype), config.wrt[case.name])
-    say(f"{case.name}: finite-difference reference")
-    reference = _reference(config, case)
+    report.say(f"{case.name}: finite-difference reference, then {len(strategies)} strategies")
+    reference = _reference(config, case, report)
     rows: dict[str, StrategyResult] = {}
     checks: list[Check] = []
     for strategy in strategies:
         checkpoint()
-        say(f"{case.name}: {strategy}")
         rows[strategy], found = _strategy_result(config, problem, strategy, reference)
         checks += found
     result = CaseResult(
@@ -229,15 +235,16 @@ def _train_steps(
 
 
 def _train_optimizer(
-    config: Config, problem: Problem, strategies: Sequence[str], opt: Any, say: Progress
+    config: Config, problem: Problem, strategies: Sequence[str], opt: Any, report: Reporter
 ) -> tuple[dict[str, TrainingResult], list[Check]]:
     steps, case = config.train.steps, problem.case
-    say(f"{case.name}: training {len(strategies)} strategies with {opt.label}, {steps} steps")
+    report.say(f"{case.name}: training {len(strategies)} strategies with {opt.label}, "
+               f"{steps} steps")
     trainers = {}
     for s in strategies:
         checkpoint()
         trainers[s] = get_strategy(s, training=True).make_trainer(problem, opt.build())
-    tick = _step_reporter(say, f"{case.name}: {opt.label}", steps)
+    tick = report.task(f"{case.name}: {opt.label}", steps)
     hist, diverged = _train_steps(trainers, steps, strategies[0], tick)
     tol = TRAIN_TOLERANCE[config.dtype]
     rows = {
@@ -256,19 +263,8 @@ def _train_optimizer(
     return rows, checks
 
 
-def _step_reporter(say: Progress, label: str, total: int) -> Callable[[int], None]:
-    """Reports training progress about ten times per run (every step for short runs)."""
-    every = max(1, total // 10)
-
-    def tick(done: int) -> None:
-        if done % every == 0 or done == total:
-            say(f"{label}: step {done}/{total}")
-
-    return tick
-
-
 def _train_case(
-    config: Config, case: Case, allowed: frozenset[str], say: Progress
+    config: Config, case: Case, allowed: frozenset[str], report: Reporter
 ) -> tuple[dict[str, dict[str, TrainingResult]], list[Check]]:
     assert config.train is not None
     problem = Problem.from_case(case, config.seed, np.dtype(config.dtype), config.wrt[case.name])
@@ -277,25 +273,25 @@ def _train_case(
     training: dict[str, dict[str, TrainingResult]] = {}
     checks: list[Check] = []
     for opt in config.train.optimizers:
-        training[opt.label], found = _train_optimizer(config, problem, strategies, opt, say)
+        training[opt.label], found = _train_optimizer(config, problem, strategies, opt, report)
         checks += found
     return training, checks
 
 
 def _run_case(
-    config: Config, case: Case, chosen: _Chosen, say: Progress, timing: dict[str, float]
+    config: Config, case: Case, chosen: _Chosen, report: Reporter, timing: dict[str, float]
 ) -> tuple[CaseResult, list[Check]]:
     where = f"{config.name}: experiment {config.experiment.name!r}: case {case.name!r}"
     files = experiment_files(config)
     t = time.perf_counter()
     # The strategies call the experiment's loss: an error raised in its code is the user's.
     with user_code(f"{where}: gradients", files, require_frame=True):
-        result, checks = _case_gradients(config, case, chosen.gradients, say)
+        result, checks = _case_gradients(config, case, chosen.gradients, report)
     timing[f"{case.name}/gradients"] = time.perf_counter() - t
     if config.train is not None and case.name in config.train.cases:
         t = time.perf_counter()
         with user_code(f"{where}: training", files, require_frame=True):
-            training, train_checks = _train_case(config, case, chosen.training, say)
+            training, train_checks = _train_case(config, case, chosen.training, report)
         result = CaseResult(**{**result.__dict__, "training": training})
         checks += train_checks
         timing[f"{case.name}/training"] = time.perf_counter() - t
@@ -321,7 +317,7 @@ def run_config(
     config: Config,
     *,
     strategies: Sequence[str] | None = None,
-    progress: Progress | None = None,
+    progress: Reporter | Callable[[str], None] | None = None,
 ) -> RunOutput:
     """Runs every case of ``config`` with every strategy, the reference, and training.
 
@@ -330,13 +326,14 @@ def run_config(
         strategies: restricts the run to these strategies (``--strategies``): gradients for
             those that differentiate, training for those the config trains (the baseline
             always trains, as every trajectory is measured against it).
-        progress: called with short status lines (the CLI shows them on stderr).
+        progress: a :class:`~toolkit.runner.progress.Reporter`, or a function called with
+            a line per phase; ``None`` reports nothing.
 
     Returns:
         A :class:`RunOutput`; its records are deterministic for a given config (timings are
         kept apart in ``timing``).
     """
-    say = progress or (lambda msg: None)
+    report = as_reporter(progress)
     chosen = _Chosen.of(config, strategies)
     t0 = time.perf_counter()
     cases: dict[str, CaseResult] = {}
@@ -344,7 +341,7 @@ def run_config(
     timing: dict[str, float] = {}
     for case in config.build_cases():
         checkpoint()
-        cases[case.name], found = _run_case(config, case, chosen, say, timing)
+        cases[case.name], found = _run_case(config, case, chosen, report, timing)
         checks += found
     timing["total"] = time.perf_counter() - t0
     result = RunResult(

@@ -26,6 +26,7 @@ import time
 import zipfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -128,30 +129,49 @@ class StagedRun:
         self.final = final
 
 
-def write_run(output: RunOutput, root: Path, *, timing: bool = True) -> Path:
+def _write_files(
+    output: RunOutput, folder: Path, settings: Mapping[str, Any], timing: bool
+) -> None:
+    from toolkit.runner.tables import write_tables
+
+    (folder / "config.toml").write_text(output.config.text)
+    (folder / "summary.json").write_text(json.dumps(output.summary, indent=2))
+    if timing:
+        (folder / "timing.json").write_text(json.dumps(output.timing, indent=2, sort_keys=True))
+    write_npz(folder / "grads.npz", output.arrays())
+    write_tables(output.result, folder, settings)
+    plots = plot_training(output.histories, folder) if output.histories else []
+    (folder / "report.md").write_text(
+        render_report(output.result, plots, output.timing if timing else None)
+    )
+
+
+def write_run(
+    output: RunOutput, root: Path, *, timing: bool = True, settings: Mapping[str, Any] | None = None
+) -> Path:
     """Writes ``output`` as a new run folder under ``root``; returns its path.
 
-    The folder is staged and renamed whole (:class:`StagedRun`). Every
-    file but ``timing.json`` (and the report's timing section) is a function of the config
-    alone, byte for byte.
+    The folder is staged and renamed whole (:class:`StagedRun`). Every file but
+    ``timing.json`` (and the report's timing section) is a function of the config alone,
+    byte for byte: ``config.toml``, ``summary.json``, ``grads.npz`` (arrays in their shapes),
+    the tidy tables ``curves.csv`` and ``results.csv``, ``report.md`` and the plots.
 
     Args:
         output: what :func:`toolkit.runner.run.run_config` computed.
         root: the results folder.
         timing: write ``timing.json`` and the report's timing section (the committed
             reference results leave them out so that regenerating them changes nothing).
+        settings: the swept keys and values, a column each in the tidy tables.
     """
-    config = output.config
-    run = StagedRun(Path(root), Path(config.name).stem)
+    run = StagedRun(Path(root), Path(output.config.name).stem)
     with run as tmp:
-        (tmp / "config.toml").write_text(config.text)
-        (tmp / "summary.json").write_text(json.dumps(output.summary, indent=2))
-        if timing:
-            (tmp / "timing.json").write_text(json.dumps(output.timing, indent=2, sort_keys=True))
-        write_npz(tmp / "grads.npz", output.arrays())
-        plots = plot_training(output.histories, tmp) if output.histories else []
-        (tmp / "report.md").write_text(
-            render_report(output.result, plots, output.timing if timing else None)
-        )
+        _write_files(output, tmp, settings or {}, timing)
     assert run.final is not None
     return run.final
+
+
+def write_point(output: RunOutput, folder: Path, settings: Mapping[str, Any]) -> None:
+    """Writes one sweep point's run folder at ``folder``, inside a sweep folder that is itself
+    staged (so no point folder is ever seen half-written)."""
+    folder.mkdir(parents=True)
+    _write_files(output, folder, settings, timing=True)
