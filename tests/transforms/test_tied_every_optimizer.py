@@ -12,6 +12,7 @@ and the params must match the shared model's.
 from __future__ import annotations
 
 import inspect
+import re
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -102,14 +103,18 @@ VARIADIC: dict[str, Callable[[], tuple[Any, ...]]] = {
     "named_chain": lambda: (("adam", optax.adam(0.05)),),
 }
 
-# Documented refusals: these optimizers need params or gradients of another structure than
-# the model's, so no tie on the model's paths can apply (see docs/transforms.md).
+# Documented refusals (docs/transforms.md): these take params or gradients of another structure
+# than the model's, so no tie on the model's paths applies. Each maps to the state type that
+# names the optimizer in tied's message, and the fix the message gives.
 REFUSED = {
     # Per-example gradients: every leaf has a leading batch axis the tie maps do not have.
-    "optax.contrib.differentially_private_aggregate": "per-example gradients",
-    "optax.contrib.dpsgd": "per-example gradients",
-    # Params wrapped as LookaheadParams(fast, slow): ties name paths under fast and slow.
-    "optax.lookahead": "LookaheadParams",
+    "optax.contrib.differentially_private_aggregate": (
+        "DifferentiallyPrivateAggregateState",
+        "loss_on_sources",
+    ),
+    "optax.contrib.dpsgd": ("DifferentiallyPrivateAggregateState", "loss_on_sources"),
+    # Params wrapped as LookaheadParams(fast, slow); tied goes inside, on the fast params.
+    "optax.lookahead": ("LookaheadState", r"optax.lookahead\(tied\(fast_optimizer, ties\)"),
 }
 
 
@@ -266,3 +271,53 @@ def test_tied_matches_the_shared_model(name: str) -> None:
     for key, value in expected.items():
         scale = max(float(np.max(np.abs(value))), 1.0)
         np.testing.assert_allclose(actual[key], value, rtol=0, atol=1e-5 * scale, err_msg=key)
+
+
+def _refusal_message(name: str) -> str:
+    """What tied says when ``name`` runs inside it with the protocol the optimizer needs."""
+    params = untied_params()
+    tx = tied(FACTORIES[name](), TIES)
+    state = tx.init(params)
+    grads = jax.grad(untied_loss)(params)
+    if name == "optax.lookahead":
+        params = optax.LookaheadParams(fast=params, slow=params)
+    else:  # per-example gradients: one leading axis over the batch
+        grads = jax.tree.map(lambda g: jnp.stack([g, 2 * g]), grads)
+    with pytest.raises(ValueError) as refusal:
+        tx.update(grads, state, params)
+    return str(refusal.value)
+
+
+@pytest.mark.parametrize("name", sorted(REFUSED))
+def test_refusals_name_the_ties_the_optimizer_and_the_fix(name: str) -> None:
+    optimizer, fix = REFUSED[name]
+    message = _refusal_message(name)
+    assert "w -> wt (transpose), w -> row ([1])" in message
+    assert f"the optimizer with state {optimizer}" in message
+    assert re.search(fix, message)
+
+
+def test_lookahead_around_tied_matches_lookahead_on_the_shared_model() -> None:
+    # The composition the lookahead refusal names: tied inside, on the fast params.
+    def train(fast: optax.GradientTransformation, loss: Callable, params: Any) -> Any:
+        tx = optax.lookahead(fast, sync_period=2, slow_step_size=0.5)
+        params = optax.LookaheadParams(fast=params, slow=params)
+        state = tx.init(params)
+
+        @jax.jit
+        def step(params: Any, state: Any) -> tuple[Any, Any]:
+            updates, state = tx.update(jax.grad(loss)(params.fast), state, params)
+            return optax.apply_updates(params, updates), state
+
+        for _ in range(5):
+            params, state = step(params, state)
+        return params
+
+    with jax.enable_x64(False):
+        expected = train(optax.adam(0.05), shared_loss, shared_params())
+        actual = train(tied(optax.adam(0.05), TIES), untied_loss, untied_params())
+    for part in ("fast", "slow"):
+        tree = getattr(actual, part)
+        assert {k: float(v) for k, v in tie_drift(tree, TIES).items()} == {"wt": 0, "row": 0}
+        for key, value in getattr(expected, part).items():
+            np.testing.assert_allclose(tree[key], value, rtol=0, atol=1e-5, err_msg=key)

@@ -228,6 +228,51 @@ def _on_full_params(fn: Callable[..., Any], plan: Plan, like: Sequence[Any]) -> 
     return on_inner_tree
 
 
+def _optimizer_name(state: TiedState) -> str:
+    """Names the inner optimizer by its state's types: optax transformations carry no name."""
+    states = jax.tree.leaves(
+        state.inner_state, is_leaf=lambda x: isinstance(x, tuple) and hasattr(x, "_fields")
+    )
+    names = [type(x).__name__ for x in states if hasattr(x, "_fields")]
+    names = [name for name in dict.fromkeys(names) if name != "EmptyState"]
+    return f"the optimizer with state {', '.join(names)}" if names else "a stateless optimizer"
+
+
+def _check_params_match_updates(
+    ties: Sequence[Tie], updates: Any, params: Any, state: TiedState
+) -> None:
+    """Refuses params that the ties cannot apply to as they apply to the updates.
+
+    Raises:
+        ValueError: naming the ties and the optimizer, for params of another structure (such
+            as ``optax.lookahead``'s) or updates with a leading per-example axis (DP-SGD's).
+    """
+    with_paths, treedef, _ = flatten(updates)
+    spelled = ", ".join(str(tie) for tie in ties)
+    try:
+        param_leaves = treedef.flatten_up_to(params)
+    except (ValueError, TypeError):
+        raise ValueError(
+            f"tied (ties {spelled}) around {_optimizer_name(state)}: the params passed to "
+            "update are not a pytree of the updates' structure, so the ties cannot apply to "
+            "both; for an optimizer whose params wrap the model's (optax.lookahead's "
+            "LookaheadParams), put tied inside it: optax.lookahead(tied(fast_optimizer, ties), "
+            "...)"
+        ) from None
+    shapes = [np.shape(x) for x in leaf_values([leaf for _, leaf in with_paths])]
+    param_shapes = [np.shape(x) for x in leaf_values(param_leaves)]
+    pairs = zip(shapes, param_shapes, strict=True)
+    if shapes != param_shapes and all(len(s) == len(p) + 1 and s[1:] == p for s, p in pairs):
+        raise ValueError(
+            f"tied (ties {spelled}) around {_optimizer_name(state)}: the updates have a leading "
+            f"axis of length {shapes[0][0]} that the params lack (per-example gradients, as "
+            "differentially private aggregation reads them); tie maps apply to whole "
+            "parameters, so tied does not merge them: take per-example gradients of "
+            "loss_on_sources(loss, ties), which are already one per real parameter, and run "
+            "the optimizer without tied"
+        )
+
+
 def tied(
     inner: optax.GradientTransformation, ties: Sequence[Tie]
 ) -> optax.GradientTransformationExtraArgs:
@@ -313,6 +358,8 @@ def tied(
         params: optax.Params | None = None,
         **extra_args: Any,
     ) -> tuple[optax.Updates, TiedState]:
+        if params is not None:
+            _check_params_match_updates(ties, updates, params, state)
         plan = resolve(ties, updates)
         leaves = plan.treedef.flatten_up_to(updates)
         values = leaf_values(leaves)  # flax.nnx Variables hold their gradient as their value
