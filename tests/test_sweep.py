@@ -79,7 +79,7 @@ def test_seed_sweep_writes_points_tidy_tables_and_an_aggregate(tmp_path, capsys)
         assert set(summary["cases"]["aliases"]["training"]["adam(learning_rate=0.01)"]) == {
             "explicit", "explicit-shared", "tied"}
     report = (sweep / "aggregate.md").read_text()
-    assert "95 %" in report or "CI" in report
+    assert "95% confidence interval" in report and "| `tied` | 2 |" in report
     assert capsys.readouterr().out.strip().endswith(str(sweep / "aggregate.md"))
 
 

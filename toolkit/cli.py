@@ -49,12 +49,6 @@ DEFAULT_OUT = Path("results")
 LATEST = "latest"
 
 
-def _repo_configs() -> Path:
-    """The repository's ``configs/`` folder: next to the current directory or the source tree."""
-    here = Path.cwd() / "configs"
-    return here if here.is_dir() else Path(__file__).resolve().parent.parent / "configs"
-
-
 def shipped_configs() -> list[Path]:
     """The shipped configs: the repository's ``configs/*.toml``, installed as ``toolkit.configs``.
 
@@ -321,33 +315,50 @@ def cmd_compare(args: argparse.Namespace, console: Console) -> int:
     return 0
 
 
-def cmd_publish(args: argparse.Namespace, console: Console) -> int:
-    """Runs every repository config into ``results/reference/`` and rewrites the index."""
-    from toolkit.runner.preflight import load_config
-    from toolkit.runner.publish import publish_run, write_index
-    from toolkit.runner.run import run_config
+def _publish_files() -> list[Any]:
+    """The configs to publish: ``./configs/*.toml`` in a checkout, else the installed ones,
+    named ``configs/<file>`` either way so that no machine path enters the results."""
+    from toolkit.runner.config import parse_config_text, read_config_text
 
-    paths = sorted(_repo_configs().glob("*.toml"))
-    if not paths:
-        raise ConfigError(f"publish: no configs in {str(_repo_configs())!r}")
+    here = Path.cwd() / "configs"
+    paths = sorted(here.glob("*.toml")) if here.is_dir() else []
+    paths = paths or shipped_configs()
+    return [parse_config_text(read_config_text(p), name=f"configs/{p.name}", base_dir=p.parent,
+                              path=p) for p in paths]
+
+
+def cmd_publish(args: argparse.Namespace, console: Console) -> int:
+    """Runs every config into ``<out>/reference/`` and rewrites ``<out>/README.md``."""
+    from toolkit.runner.preflight import preflight
+    from toolkit.runner.publish import publish_run, publish_sweep, write_index
+    from toolkit.runner.run import run_config
+    from toolkit.runner.sweep import plan, point_file
+
     root = Path(args.out)
     check_writable(root)
-    # Relative names keep machine paths out of the committed results.
-    configs = [load_config(os.path.relpath(p)) for p in paths]
-    entries = []
-    failed = False
-    for config in configs:
-        console.progress(f"running {config.name} ({config.title})")
-        output = run_config(config, progress=console.reporter)
-        try:
-            folder, plots = publish_run(output, root)
-        except OSError as e:
-            raise _output_error(root, e) from None
-        entries.append((folder, output.result, plots))
-        failed |= not output.ok
-        console.progress(f"{config.name}: checks {sum(c.passed for c in output.checks)}/"
-                         f"{len(output.checks)} passed, {output.timing['total']:.1f} s")
-    console.out(f"report: {write_index(root, entries)}")
+    files = _publish_files()
+    singles = [(f, None) if f.sweep else (f, preflight(f)) for f in files]
+    grids = {f.name: plan(f) for f, config in singles if config is None}
+    for file, config in singles:  # every sweep point checked before anything runs
+        for point in grids.get(file.name, []) if config is None else []:
+            preflight(point_file(file, point))
+    entries, sweeps, failed = [], [], False
+    try:
+        for file, config in singles:
+            console.progress(f"publishing {file.name}")
+            if config is None:
+                entry, ok = publish_sweep(file, grids[file.name], root, workers=args.jobs,
+                                          say=console.progress)
+                sweeps.append(entry)
+            else:
+                output = run_config(config, progress=console.reporter)
+                folder, plots = publish_run(output, root)
+                entries.append((folder, output.result, plots))
+                ok = output.ok
+            failed |= not ok
+    except OSError as e:
+        raise _output_error(root, e) from None
+    console.out(f"report: {write_index(root, entries, sweeps)}")
     return 1 if failed else 0
 
 
@@ -426,10 +437,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="print only the summary and errors")
     run.set_defaults(func=cmd_run)
     pub = sub.add_parser(
-        "publish", help="run every shipped config into results/reference and index them"
+        "publish", help="run every config (./configs, else the shipped ones) into "
+        "OUT/reference and index them in OUT/README.md"
     )
     pub.add_argument("--out", default=str(DEFAULT_OUT), help="results root (default: results)")
     pub.add_argument("--quiet", "-q", action="store_true", help="print only errors")
+    pub.add_argument("-j", "--jobs", type=int, default=1,
+                     help="worker processes for the points of sweep configs (default 1)")
     pub.set_defaults(func=cmd_publish)
     agg = sub.add_parser("aggregate", help="merge sweep shards or run folders into one report")
     agg.add_argument("folders", nargs="+", metavar="FOLDER", help="sweep or run folders")

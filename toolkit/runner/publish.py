@@ -18,17 +18,21 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
+from toolkit.runner.config import ConfigFile
 from toolkit.runner.report import RULE_HELP, case_section, markdown_table
 from toolkit.runner.results import RunResult, Verdict
 from toolkit.runner.run import RunOutput
 from toolkit.runner.rundir import write_run
+from toolkit.runner.sweep import Point, run_sweep
 
 REFERENCE_DIR = "reference"
 # (folder name under reference/, run records, plot file names) for one config.
 Entry = tuple[str, RunResult, Sequence[str]]
+# (folder name under reference/, title, number of points) for one sweep config.
+SweepEntry = tuple[str, str, int]
 
 
 # Table-cell names of the verdict kinds that name aliases.
@@ -92,11 +96,12 @@ def training_table(runs: Sequence[RunResult]) -> list[str]:
     return markdown_table(header, cells)
 
 
-def render_index(entries: Sequence[Entry]) -> str:
-    """``results/README.md``: key tables, then every config's verdicts and plots.
+def render_index(entries: Sequence[Entry], sweeps: Sequence[SweepEntry] = ()) -> str:
+    """``results/README.md``: key tables, every config's verdicts and plots, the sweeps.
 
     Args:
         entries: (folder name under ``reference/``, run records, plot file names) per config.
+        sweeps: (folder name under ``reference/``, title, points) per sweep config.
     """
     runs = [r for _, r, _ in entries]
     strategies = list(dict.fromkeys(k for r in runs for k in r.strategies))
@@ -128,15 +133,17 @@ def render_index(entries: Sequence[Entry]) -> str:
         for name, case in run.cases.items():
             lines += case_section(name, case, level="###", dumps=False)
         lines += [f"![{p}]({REFERENCE_DIR}/{folder}/{p})" for p in plots] + [""]
+    if sweeps:
+        lines += ["## Sweeps over seeds and settings", ""]
+        lines += [f"- **{title}** ({points} runs): [`{REFERENCE_DIR}/{folder}/aggregate.md`]"
+                  f"({REFERENCE_DIR}/{folder}/aggregate.md)" for folder, title, points in sweeps]
+        lines += [""]
     return "\n".join(lines)
 
 
-def publish_run(output: RunOutput, root: Path) -> tuple[str, list[str]]:
-    """Writes ``output`` to ``root/reference/<config stem>``, replacing the old folder only
-    once the new one is complete. Returns the folder name and its plot files."""
-    base = root / REFERENCE_DIR
-    name = Path(output.config.name).stem
-    fresh = write_run(output, base / ".staging", timing=False)
+def _swap_in(fresh: Path, base: Path, name: str) -> Path:
+    """Puts ``fresh`` at ``base/name``, replacing the old folder only once the new one is
+    complete."""
     target = base / name
     old = base / f".old-{name}"
     if target.exists():
@@ -144,13 +151,37 @@ def publish_run(output: RunOutput, root: Path) -> tuple[str, list[str]]:
     os.rename(fresh, target)
     shutil.rmtree(old, ignore_errors=True)
     shutil.rmtree(base / ".staging", ignore_errors=True)
+    return target
+
+
+def publish_run(output: RunOutput, root: Path) -> tuple[str, list[str]]:
+    """Writes ``output`` to ``root/reference/<config stem>``. Returns the folder name and its
+    plot files."""
+    base = root / REFERENCE_DIR
+    name = Path(output.config.name).stem
+    target = _swap_in(write_run(output, base / ".staging", timing=False), base, name)
     return name, sorted(p.name for p in target.glob("*.png"))
 
 
-def write_index(root: Path, entries: Sequence[Entry]) -> Path:
+def publish_sweep(
+    file: ConfigFile, points: Sequence[Point], root: Path, *, workers: int = 1,
+    say: Callable[[str], None] = lambda m: None,
+) -> tuple[SweepEntry, bool]:
+    """Runs a sweep config into ``root/reference/<config stem>`` (point runs, tidy tables,
+    aggregate report); returns its index entry and whether every point passed its checks."""
+    base = root / REFERENCE_DIR
+    name = Path(file.name).stem
+    fresh, results = run_sweep(file, points, base / ".staging", workers=workers, say=say,
+                               timing=False)
+    _swap_in(fresh, base, name)
+    title = file.title or file.experiment
+    return (name, title, len(points)), all(r["ok"] for r in results)
+
+
+def write_index(root: Path, entries: Sequence[Entry], sweeps: Sequence[SweepEntry] = ()) -> Path:
     """Writes ``root/README.md`` atomically (temporary file, then rename)."""
     path = root / "README.md"
     tmp = root / ".README.md.tmp"
-    tmp.write_text(render_index(entries))
+    tmp.write_text(render_index(entries, sweeps))
     os.replace(tmp, path)
     return path

@@ -129,16 +129,42 @@ class StagedRun:
         self.final = final
 
 
+# Significant digits kept in summary.json (always) and grads.npz (when published): runs on
+# two machines differ in the last bits of their floating point, and only there.
+DIGITS = 12
+
+
+def rounded(value: Any) -> Any:
+    """Floats (in JSON-like data or arrays) to :data:`DIGITS` significant digits.
+
+    Example:
+        >>> rounded({"a": [0.1 + 0.2, 2]}), rounded(np.array([1 / 3]))[0] == 0.333333333333
+        ({'a': [0.3, 2]}, np.True_)
+    """
+    if isinstance(value, float):
+        return float(f"{value:.{DIGITS}g}")
+    if isinstance(value, Mapping):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(v) for v in value]
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        flat = [float(f"{x:.{DIGITS}g}") for x in value.reshape(-1).tolist()]
+        return np.asarray(flat, dtype=value.dtype).reshape(value.shape)
+    return value
+
+
 def _write_files(
     output: RunOutput, folder: Path, settings: Mapping[str, Any], timing: bool
 ) -> None:
     from toolkit.runner.tables import write_tables
 
     (folder / "config.toml").write_text(output.config.text)
-    (folder / "summary.json").write_text(json.dumps(output.summary, indent=2))
+    (folder / "summary.json").write_text(json.dumps(rounded(output.summary), indent=2))
     if timing:
         (folder / "timing.json").write_text(json.dumps(output.timing, indent=2, sort_keys=True))
-    write_npz(folder / "grads.npz", output.arrays())
+    arrays = output.arrays()
+    write_npz(folder / "grads.npz", arrays if timing else {k: rounded(v)
+                                                          for k, v in arrays.items()})
     write_tables(output.result, folder, settings)
     plots = plot_training(output.histories, folder) if output.histories else []
     (folder / "report.md").write_text(
@@ -160,7 +186,8 @@ def write_run(
         output: what :func:`toolkit.runner.run.run_config` computed.
         root: the results folder.
         timing: write ``timing.json`` and the report's timing section (the committed
-            reference results leave them out so that regenerating them changes nothing).
+            reference results leave them out, and round the arrays too, so that regenerating
+            them on any machine changes nothing).
         settings: the swept keys and values, a column each in the tidy tables.
     """
     run = StagedRun(Path(root), Path(output.config.name).stem)
@@ -170,8 +197,10 @@ def write_run(
     return run.final
 
 
-def write_point(output: RunOutput, folder: Path, settings: Mapping[str, Any]) -> None:
+def write_point(
+    output: RunOutput, folder: Path, settings: Mapping[str, Any], *, timing: bool = True
+) -> None:
     """Writes one sweep point's run folder at ``folder``, inside a sweep folder that is itself
     staged (so no point folder is ever seen half-written)."""
     folder.mkdir(parents=True)
-    _write_files(output, folder, settings, timing=True)
+    _write_files(output, folder, settings, timing)

@@ -20,6 +20,7 @@ Example:
 from __future__ import annotations
 
 import copy
+import dataclasses
 import itertools
 import json
 import re
@@ -177,6 +178,9 @@ def plan(
         ConfigError: a malformed ``--set``, ``--seeds`` or key path.
     """
     axes, seed_axis = _axes(file, sets, seeds)
+    # A key given one value is an override of every point, not an axis of the grid.
+    fixed = {k: v[0] for k, v in axes.items() if len(v) == 1}
+    axes = {k: v for k, v in axes.items() if len(v) > 1}
     stem = Path(file.name).stem
     points = []
     for combo in itertools.product(*axes.values(), seed_axis):
@@ -184,7 +188,7 @@ def plan(
         raw = copy.deepcopy(file.raw)
         raw.pop("sweep", None)
         settings = tuple(zip(axes, values, strict=True))
-        for key, value in (*settings, ("seed", seed)):
+        for key, value in (*fixed.items(), *settings, ("seed", seed)):
             set_key(raw, key, value, f"{file.name}: --set")
         label = "".join(f"-{k}={_slug(v)}" for k, v in settings)
         points.append(Point(settings, seed, raw, f"{stem}{label}-seed{seed}"))
@@ -193,10 +197,12 @@ def plan(
 
 
 def point_file(file: ConfigFile, point: Point) -> ConfigFile:
-    """The point's config, parsed exactly as a file: errors name the key and the override."""
+    """The point's config, parsed exactly as a file: errors name the key and the overrides;
+    the result keeps the file's name (what its runs are grouped by)."""
     overrides = ", ".join(f"{k}={v!r}" for k, v in (*point.settings, ("seed", point.seed)))
-    return parse_table(point.raw, toml_text(point.raw), f"{file.name} (with {overrides})",
-                       file.base_dir, file.path)
+    parsed = parse_table(point.raw, toml_text(point.raw), f"{file.name} (with {overrides})",
+                         file.base_dir, file.path)
+    return dataclasses.replace(parsed, name=file.name)
 
 
 def toml_text(raw: Mapping[str, Any]) -> str:
@@ -245,25 +251,39 @@ def toml_value(value: Any) -> str:
     return repr(value)
 
 
-def run_point(job: tuple[ConfigFile, Point, Path, tuple[str, ...] | None]) -> dict[str, Any]:
-    """Runs one point into ``folder/<point name>`` (a worker process's job); returns a
-    summary line's data: name, ok, failed checks, seconds."""
+@dataclass(frozen=True)
+class PointJob:
+    """What a worker process needs to run one point into ``folder/<point name>``.
+
+    ``timing``: keep ``timing.json`` (``False`` when publishing: the files are then a
+    function of the config alone).
+    """
+
+    file: ConfigFile
+    point: Point
+    folder: Path
+    strategies: tuple[str, ...] | None = None
+    timing: bool = True
+
+
+def run_point(job: PointJob) -> dict[str, Any]:
+    """Runs one point (a worker process's job); returns a summary line's data: name, ok,
+    failed checks, seconds."""
     from toolkit.runner.preflight import preflight
     from toolkit.runner.run import run_config
     from toolkit.runner.rundir import write_point
 
-    file, point, folder, strategies = job
-    config = preflight(point_file(file, point))
-    output = run_config(config, strategies=strategies)
-    write_point(output, folder / point.name, dict(point.settings))
+    point = job.point
+    config = preflight(point_file(job.file, point))
+    output = run_config(config, strategies=job.strategies)
+    write_point(output, job.folder / point.name, dict(point.settings), timing=job.timing)
     failed = [c.name for c in output.checks if not c.passed]
     return {"name": point.name, "ok": not failed, "failed": failed,
             "seconds": output.timing["total"]}
 
 
 def run_points(
-    jobs: Sequence[tuple[ConfigFile, Point, Path, tuple[str, ...] | None]], workers: int,
-    done: Callable[[dict[str, Any]], None],
+    jobs: Sequence[PointJob], workers: int, done: Callable[[dict[str, Any]], None],
 ) -> list[dict[str, Any]]:
     """Runs every job, in ``workers`` processes (spawned: JAX does not survive a fork)."""
     if workers <= 1 or len(jobs) <= 1:
@@ -290,6 +310,7 @@ def run_points(
 def run_sweep(
     file: ConfigFile, points: Sequence[Point], out: Path, *, workers: int = 1,
     strategies: tuple[str, ...] | None = None, say: Callable[[str], None] = lambda m: None,
+    timing: bool = True,
 ) -> tuple[Path, list[dict[str, Any]]]:
     """Runs ``points`` into a new sweep folder under ``out`` and aggregates them.
 
@@ -320,7 +341,7 @@ def run_sweep(
             say(f"[{len(finished)}/{total}] {status} {result['name']} "
                 f"({result['seconds']:.1f} s)")
 
-        jobs = [(file, p, tmp / "runs", strategies) for p in points]
+        jobs = [PointJob(file, p, tmp / "runs", strategies, timing) for p in points]
         results = run_points(jobs, workers, done)
         aggregate(sorted((tmp / "runs").iterdir()), tmp)
     assert staged.final is not None
