@@ -168,6 +168,45 @@ def test_multi_transform_label_function_matches_shared_model() -> None:
     assert jax.tree.leaves(adam_mu["head"]["kernel"]) == []
 
 
+def _muon_momentum(state: Any) -> Any:
+    is_muon = lambda x: isinstance(x, optax.contrib.MuonState)  # noqa: E731
+    return next(x for x in jax.tree.leaves(state, is_leaf=is_muon) if is_muon(x)).mu
+
+
+def test_muon_for_matrices_and_adam_for_the_rest_keep_one_state_per_tied_matrix() -> None:
+    # Routing by rank, as Muon users do: the tied embedding and its transposed head are one
+    # matrix, so Muon orthogonalises one momentum for both (a zero-size copy once broke its
+    # fan-in/fan-out scaling).
+    def labels(params: Any) -> Any:
+        return jax.tree.map(lambda x: "muon" if x.ndim == 2 else "adam", params)
+
+    def make() -> optax.GradientTransformation:
+        return optax.multi_transform(
+            {"muon": optax.contrib.muon(0.02), "adam": optax.adam(0.02)}, labels
+        )
+
+    expected, expected_state = _train(make(), shared_loss, shared_params(), steps=20)
+    actual, state = _train(tied(make(), TIES), untied_loss, untied_params(), steps=20)
+    _assert_matches_shared(actual, expected, rel=1e-5)
+    muon_mu = _muon_momentum(state.inner_state.inner_states["muon"])
+    expected_mu = _muon_momentum(expected_state.inner_states["muon"])
+    assert isinstance(muon_mu["head"]["kernel"], TiedTarget)
+    np.testing.assert_allclose(
+        muon_mu["embed"]["embedding"], expected_mu["embed"]["embedding"], rtol=1e-5, atol=1e-7
+    )
+
+
+def test_tree_map_params_maps_the_sources_slots_and_leaves_targets_alone() -> None:
+    params = untied_params()
+    tx = tied(optax.adam(0.05), TIES)
+    _, state = _train(tx, untied_loss, params, steps=3)
+    doubled = optax.tree_map_params(tx, lambda v: 2 * v, state)
+    mu, doubled_mu = state.inner_state[0].mu, doubled.inner_state[0].mu
+    np.testing.assert_array_equal(doubled_mu["embed"]["embedding"], 2 * mu["embed"]["embedding"])
+    assert doubled_mu["head"]["kernel"] is mu["head"]["kernel"]
+    assert int(doubled.inner_state[0].count) == 3  # not a params-shaped slot
+
+
 def _lbfgs_run(loss: Callable, params: Any, tx: optax.GradientTransformation, steps: int) -> Any:
     value_and_grad = optax.value_and_grad_from_state(loss)
 
