@@ -37,7 +37,7 @@ import numpy as np
 
 from toolkit.experiment import Case, TiedParam
 from toolkit.runner.reference import Reference, to_storage
-from toolkit.runner.results import TrainingVerdict, Verdict
+from toolkit.runner.results import TrainingVerdict, Verdict, VerdictKind
 
 RULES = ("per-param", "per-storage")
 
@@ -167,24 +167,34 @@ def classify(
     if _close(step, truth, rtol, atol):
         return Verdict("exact", error=err)
     aliases = list(partials)[:max_aliases]
+    found = _explain(residual, aliases, partials, listed, rtol, atol,
+                     reapplied if reapplied is not None else dict.fromkeys(aliases, truth))
+    return Verdict(found[0], found[1], err) if found else Verdict("wrong", error=err)
 
-    def subsets(names: Sequence[str], key: Any) -> list[tuple[str, ...]]:
-        combos = (c for n in range(1, len(names) + 1) for c in itertools.combinations(names, n))
-        return sorted(combos, key=lambda c: (len(c), sum(key(a) for a in c)))
 
-    for subset in subsets(aliases, lambda a: a in listed):
+def _subsets(names: Sequence[str], key: Any) -> list[tuple[str, ...]]:
+    """Every non-empty subset of ``names``, smallest first, then by ``key``'s count."""
+    combos = (c for n in range(1, len(names) + 1) for c in itertools.combinations(names, n))
+    return sorted(combos, key=lambda c: (len(c), sum(key(a) for a in c)))
+
+
+def _explain(
+    residual: np.ndarray, aliases: list[str], partials: Mapping[str, np.ndarray],
+    listed: Sequence[str], rtol: float, atol: float, again: Mapping[str, np.ndarray],
+) -> tuple[VerdictKind, tuple[str, ...]] | None:
+    """The first explanation of ``residual`` (see :func:`classify`), or None."""
+    for subset in _subsets(aliases, lambda a: a in listed):
         if _close(residual, -sum(partials[a] for a in subset), rtol, atol):
-            return Verdict("missing", subset, err)
-    again = reapplied if reapplied is not None else dict.fromkeys(aliases, truth)
+            return "missing", subset
     applied = [a for a in aliases if a in listed]
     not_source = [a for a in applied if a in again]
-    for subset in subsets(not_source, lambda a: a == aliases[0]):
+    for subset in _subsets(not_source, lambda a: a == aliases[0]):
         if _close(residual, sum(again[a] for a in subset), rtol, atol):
-            return Verdict("double-counted", subset, err)
-    for subset in subsets(applied, lambda a: a == aliases[0]):
+            return "double-counted", subset
+    for subset in _subsets(applied, lambda a: a == aliases[0]):
         if _close(residual, sum(partials[a] for a in subset), rtol, atol):
-            return Verdict("double-counted", subset, err)
-    return Verdict("wrong", error=err)
+            return "double-counted", subset
+    return None
 
 
 @dataclass(frozen=True)
