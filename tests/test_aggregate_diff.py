@@ -12,7 +12,7 @@ from tiny_runs import tiny_run, write_folder
 
 import toolkit.runner.aggregate as aggregate_module
 import toolkit.runner.diff as diff_module
-from toolkit.runner.aggregate import aggregate
+from toolkit.runner.aggregate import aggregate, find_run_folders
 from toolkit.runner.diff import compare_runs
 from toolkit.runner.tables import write_csv
 
@@ -49,7 +49,8 @@ def test_the_same_runs_in_any_order_or_shards_give_identical_bytes(folders, aggr
     for index, part in enumerate((folders[:1], folders[1:])):  # two shards' folders
         for folder in part:
             shutil.copytree(folder, tmp_path / f"shard{index}" / f"{folder.name}-copy")
-    copies = sorted((tmp_path / "shard1").iterdir()) + sorted((tmp_path / "shard0").iterdir())
+    copies = find_run_folders([tmp_path / "shard1", tmp_path / "shard0"])
+    assert len(copies) == 3
     aggregate(copies, tmp_path / "again")
     again, first = _files(tmp_path / "again"), _files(aggregated)
     assert sorted(first) == ["aggregate.csv", "aggregate.md", "curves-tiny-dedup-adam-learning_"
@@ -100,6 +101,11 @@ def test_aggregate_refuses_a_run_given_twice_and_a_folder_without_tables(folders
         aggregate([folders[0], tmp_path / "empty"], tmp_path / "out")
     with pytest.raises(ValueError, match="no run folders"):
         aggregate([], tmp_path / "none")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match=f"{tmp_path / 'empty'}: no run folder in it"):
+        find_run_folders([tmp_path / "empty"])
+    with pytest.raises(ValueError, match="no such folder"):
+        find_run_folders([tmp_path / "missing"])
 
 
 def _edited_copy(folder, destination, edit):

@@ -273,6 +273,34 @@ def render_markdown(results: Sequence[Row], summaries: Sequence[Summary],
     return "\n".join(lines)
 
 
+def find_run_folders(paths: Iterable[Path]) -> list[Path]:
+    """The run folders (with a ``summary.json``) among ``paths`` and inside them, at any
+    depth, sorted; hidden folders (a run still being written) are skipped.
+
+    Raises:
+        ValueError: a path does not exist or holds no run folder.
+
+    Example:
+        >>> import tempfile
+        >>> root = Path(tempfile.mkdtemp())
+        >>> for name in ("b/run-2", "a/run-1", ".tmp-1/run-3"):
+        ...     (root / name).mkdir(parents=True)
+        ...     _ = (root / name / "summary.json").write_text("{}")
+        >>> [str(p.relative_to(root)) for p in find_run_folders([root])]
+        ['a/run-1', 'b/run-2']
+    """
+    found: set[Path] = set()
+    for path in map(Path, paths):
+        if not path.is_dir():
+            raise ValueError(f"{path}: no such folder")
+        mine = {s.parent for s in path.rglob("summary.json")
+                if not any(part.startswith(".") for part in s.relative_to(path).parts)}
+        if not mine:
+            raise ValueError(f"{path}: no run folder in it (a run folder has a summary.json)")
+        found |= mine
+    return sorted(found)
+
+
 def aggregate(run_folders: Sequence[Path], out: Path) -> Path:
     """Merges run folders' tables into ``out`` with statistics across seeds.
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import numbers
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -60,9 +61,9 @@ def format_value(value: Any) -> str:
         return ""
     if isinstance(value, bool):
         return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float) or hasattr(value, "dtype"):
+    if isinstance(value, numbers.Integral):
+        return str(int(value))
+    if isinstance(value, numbers.Real):
         number = float(value)
         if not math.isfinite(number):
             return repr(number)
