@@ -47,14 +47,16 @@ def test_a_higher_confidence_gives_a_wider_interval():
     assert wide.low < narrow.low < narrow.high < wide.high
 
 
-def test_one_value_or_equal_values_give_the_value_without_warnings():
+def test_one_value_equal_values_or_huge_ones_give_no_warnings():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         assert bootstrap_ci([0.25]) == Interval(0.25, 0.25, 0.25, 1)
         assert bootstrap_ci([0.1] * 5) == Interval(0.1, 0.1, 0.1, 5)
         mixed = bootstrap_columns([[1.0, 0.0, math.inf], [2.0, 0.0, 1.0]])
+        huge = bootstrap_ci([1e300, 3e300, 2e300])  # a diverging run, not yet infinite
     assert mixed[0].low < mixed[0].high and mixed[1] == Interval(0.0, 0.0, 0.0, 2)
     assert math.isnan(mixed[2].low) and math.isnan(mixed[2].high)  # a diverged seed
+    assert huge.n == 3 and huge.low <= huge.high
     with pytest.raises(ValueError, match="non-empty"):
         bootstrap_ci([])
 

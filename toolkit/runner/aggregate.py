@@ -18,6 +18,8 @@ order given: the same runs give the same bytes however they were split into shar
 Example:
     >>> interval_text(Interval(0.5, 0.25, 0.75, 4)), interval_text(Interval(0.0, 0.0, 0.0, 4))
     ('0.5 [0.25, 0.75]', '0')
+    >>> interval_text(Interval(float("inf"), float("nan"), float("nan"), 4))
+    'inf (not finite in a seed)'
     >>> counts_text({"exact": 3, "missing": 1}, 4)
     'exact 3/4, missing 1/4'
 """
@@ -75,7 +77,9 @@ PANELS = (("loss", "loss", "linear"),
 
 def interval_text(ci: Interval) -> str:
     """``mean [low, high]`` at 4 significant digits; the mean alone when the interval is a
-    point."""
+    point, and a note when a seed's value is not finite."""
+    if not (np.isfinite(ci.low) and np.isfinite(ci.high)):
+        return f"{ci.mean:.4g} (not finite in a seed)"
     if ci.low == ci.high == ci.mean:
         return f"{ci.mean:.4g}"
     return f"{ci.mean:.4g} [{ci.low:.4g}, {ci.high:.4g}]"
@@ -127,7 +131,7 @@ def _statistic_rows(summaries: Iterable[Summary]) -> list[Row]:
 
 
 def _slug(text: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.=-]+", "-", text).strip("-")
+    return re.sub(r"[^A-Za-z0-9_.=+-]+", "-", text).strip("-")
 
 
 def _point(group: Mapping[str, str]) -> str:

@@ -67,18 +67,20 @@ def bootstrap_columns(
     if data.ndim != 2 or data.shape[0] == 0:
         raise ValueError(f"expected a non-empty (seeds, columns) array, got shape {data.shape}")
     n = data.shape[0]
-    with np.errstate(invalid="ignore"):  # inf - inf: a diverged run's mean is NaN
+    # A diverging run's values: inf - inf is NaN, and squares of 1e200 (scipy's standard
+    # error, unused by the percentile interval) overflow.
+    with np.errstate(invalid="ignore", over="ignore"):
         means = data.mean(axis=0)
         finite = np.isfinite(data).all(axis=0)
         spread = finite & (data.max(axis=0) > data.min(axis=0))
-    low, high = np.where(finite, means, np.nan), np.where(finite, means, np.nan)
-    if n > 1 and spread.any():
-        batch = max(1, _BATCH_VALUES // data.size)
-        result = bootstrap((data[:, spread],), np.mean, n_resamples=n_resamples, batch=batch,
-                           confidence_level=confidence, method="percentile", axis=0,
-                           vectorized=True, **{_RNG: np.random.default_rng(seed)})
-        low[spread] = result.confidence_interval.low
-        high[spread] = result.confidence_interval.high
+        low, high = np.where(finite, means, np.nan), np.where(finite, means, np.nan)
+        if n > 1 and spread.any():
+            batch = max(1, _BATCH_VALUES // data.size)
+            result = bootstrap((data[:, spread],), np.mean, n_resamples=n_resamples,
+                               batch=batch, confidence_level=confidence, method="percentile",
+                               axis=0, vectorized=True, **{_RNG: np.random.default_rng(seed)})
+            low[spread] = result.confidence_interval.low
+            high[spread] = result.confidence_interval.high
     return [Interval(float(m), float(lo), float(hi), n)
             for m, lo, hi in zip(means, low, high, strict=True)]
 

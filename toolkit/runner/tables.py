@@ -226,7 +226,8 @@ def read_csv(path: Path) -> tuple[list[str], list[Row]]:
         ValueError: the file does not exist or has no header.
     """
     if not path.is_file():
-        raise ValueError(f"{path}: no such table (written by every run since tidy tables)")
+        raise ValueError(f"{path}: no such table; a run folder written before the tidy "
+                         "tables lacks it (run its config again)")
     with path.open(newline="", encoding="utf-8") as handle:
         reader = csv.DictReader(handle)
         rows = list(reader)
