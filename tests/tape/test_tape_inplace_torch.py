@@ -156,8 +156,8 @@ def _run_torch(program: Callable[..., Any], a: np.ndarray, b: np.ndarray) -> Any
     try:
         loss.backward()
     except RuntimeError:
-        return float(loss), "backward error"
-    return float(loss), (ta.grad.numpy(), tb.grad.numpy())
+        return float(loss.detach()), "backward error"
+    return float(loss.detach()), (ta.grad.numpy(), tb.grad.numpy())
 
 
 def _numpy_value(program: Callable[..., Any], a: np.ndarray, b: np.ndarray) -> float:

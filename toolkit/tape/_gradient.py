@@ -30,7 +30,6 @@ from toolkit.tape import _core
 from toolkit.tape._core import (
     AliasWarning,
     Array,
-    G,
     Trace,
     caller_level,
     describe,
@@ -94,15 +93,15 @@ class _Result:
         values: dict[int, Grad] = {}
         for p in self.params:
             s = tr.leaves.get(id(p))
-            g = s[G] if s else None
+            g = s.g if s else None
             extra = tr.to_param.get(id(p)) if tr.to_param else None
-            values[id(p)] = self._with_structure(p, g if extra is None else _add(g, extra[G]))
+            values[id(p)] = self._with_structure(p, g if extra is None else _add(g, extra.g))
         glob: dict[str, Grad] = {}
         wrappers: dict[int, Array] = {}
         if tr.to_wrapper:  # most functions read no ``.parent``: skip building the comprehension
-            wrappers = {k: s[1] for k, s in tr.to_wrapper.items() if s[G] is not None}
+            wrappers = {k: s.array for k, s in tr.to_wrapper.items() if s.g is not None}
         for s in tr.leaves.values():
-            g, a = s[G], s[1]
+            g, a = s.g, s.array
             if a.name and (g is not None or id(a) in wrappers):
                 glob[a.name] = self._with_structure(a, g)
         for a in wrappers.values():
@@ -113,9 +112,9 @@ class _Result:
     def _with_structure(self, a: Array, g: Any) -> Grad:
         direct = self.own(g, a._data.dtype)
         s = self.tr.to_wrapper.get(id(a)) if self.tr.to_wrapper else None
-        if s is None or s[G] is None:
+        if s is None or s.g is None:
             return direct
-        structural: dict[str, Any] = {"parent": self.own(s[G], a._parent.dtype)}
+        structural: dict[str, Any] = {"parent": self.own(s.g, a._parent.dtype)}
         if direct is not None:
             # Zygote would fail to add an array to a named tuple; both parts are kept.
             structural["self"] = direct
@@ -125,7 +124,7 @@ class _Result:
         totals: dict[int, np.ndarray] = {}
         read: list[Array] = []
         for s in self.tr.leaves.values():
-            g, a = s[G], s[1]
+            g, a = s.g, s.array
             read.append(a)
             if g is None:
                 continue
