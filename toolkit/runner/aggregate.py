@@ -63,8 +63,12 @@ from toolkit.runner.tables import (
 AGGREGATE_CSV = "aggregate.csv"
 AGGREGATE_MD = "aggregate.md"
 STATISTIC_TAIL = ("metric", "statistic", "value")
+# The merged tables and the columns after their id and setting columns.
+TAILS = {CURVES_FILE: CURVE_TAIL, RESULTS_FILE: RESULT_TAIL}
 # Report columns of a training table: metric → heading.
 TRAINING_COLUMNS = {"final_loss": "final loss",
+                    "validation_loss": "validation loss",
+                    "validation_perplexity": "validation perplexity",
                     "max_distance_to_baseline": "distance to baseline",
                     "max_tie_drift": "tie drift", "training_verdict": "training verdict"}
 GRADIENT_COLUMNS = {"verdict.per-param": "per-param step",
@@ -95,33 +99,29 @@ def _settings(row: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
     return tuple((c, v) for c, v in row.items() if c.startswith(SETTING_PREFIX))
 
 
-def _run_key(rows: Sequence[Row], folder: Path) -> tuple:
-    first = rows[0] if rows else {}
+def _run_key(results: Sequence[Row], folder: Path) -> tuple:
+    """Where a run goes in the merged tables: by settings, seed, run and config."""
+    first = results[0] if results else {}
     seed = first.get("seed", "")
     return (_settings(first), int(seed) if seed.lstrip("-").isdigit() else 0, seed,
             first.get("run", ""), first.get("config", ""), folder.name)
 
 
-def _merged_header(headers: Iterable[Sequence[str]], tail: Sequence[str]) -> list[str]:
-    settings = sorted({c for h in headers for c in h if c.startswith(SETTING_PREFIX)})
-    return [*ID_COLUMNS, *settings, *tail]
-
-
 def _merge(run_folders: Sequence[Path]) -> tuple[dict[str, list[str]], dict[str, list[Row]]]:
     """Per table, the merged header and every run's rows, runs in content order."""
-    tables = []
-    for folder in run_folders:
-        curves_header, curves = read_csv(Path(folder) / CURVES_FILE)
-        results_header, results = read_csv(Path(folder) / RESULTS_FILE)
-        tables.append((_run_key(results, Path(folder)), curves_header, curves, results_header,
-                       results))
-    tables.sort(key=lambda t: t[0])
-    headers = {CURVES_FILE: _merged_header((t[1] for t in tables), CURVE_TAIL),
-               RESULTS_FILE: _merged_header((t[3] for t in tables), RESULT_TAIL)}
-    rows = {CURVES_FILE: [r for t in tables for r in t[2]],
-            RESULTS_FILE: [r for t in tables for r in t[4]]}
-    for name, header in headers.items():  # every row has every column
-        rows[name] = [{c: r.get(c, "") for c in header} for r in rows[name]]
+    runs = []
+    for folder in map(Path, run_folders):
+        tables = {name: read_csv(folder / name) for name in TAILS}
+        runs.append((_run_key(tables[RESULTS_FILE][1], folder), tables))
+    runs.sort(key=lambda run: run[0])
+    headers, rows = {}, {}
+    for name, tail in TAILS.items():
+        settings = {c for _, tables in runs for c in tables[name][0]
+                    if c.startswith(SETTING_PREFIX)}
+        headers[name] = [*ID_COLUMNS, *sorted(settings), *tail]
+        # Every row gets every column: a run without a setting has it empty.
+        rows[name] = [{c: row.get(c, "") for c in headers[name]}
+                      for _, tables in runs for row in tables[name][1]]
     return headers, rows
 
 
