@@ -24,7 +24,6 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import numpy as np
-from numpy.lib.stride_tricks import as_strided
 
 from toolkit.tape import _core
 from toolkit.tape._core import (
@@ -34,6 +33,7 @@ from toolkit.tape._core import (
     caller_level,
     describe,
     refuse_outer_dependence,
+    region,
     set_trace,
     storage_of,
 )
@@ -59,15 +59,6 @@ def _check(params: Params | Iterable[Array], alias: str) -> Params:
                 AliasWarning, stacklevel=caller_level(),
             )
     return ps
-
-
-def _through(total: np.ndarray, owner: np.ndarray, view: np.ndarray) -> np.ndarray:
-    """The part of ``total`` (shaped like ``owner``, C-ordered) that ``view`` of owner sees."""
-    if view is owner:
-        return total
-    offset = (view.__array_interface__["data"][0] - owner.__array_interface__["data"][0])
-    start = total.reshape(-1)[offset // owner.itemsize:]
-    return as_strided(start, shape=view.shape, strides=view.strides, writeable=True)
 
 
 class _Result:
@@ -132,12 +123,12 @@ class _Result:
             total = totals.get(id(st))
             if total is None:
                 total = totals[id(st)] = np.zeros(st.owner.shape, dtype=st.owner.dtype)
-            _through(total, st.owner._data, a._data)[...] += g
+            region(total, st.owner._data, a._data)[...] += g
 
         def seen(a: Array) -> np.ndarray | None:
             st = storage_of(a)
             total = totals.get(id(st))
-            return None if total is None else np.array(_through(total, st.owner._data, a._data))
+            return None if total is None else np.array(region(total, st.owner._data, a._data))
 
         values: dict[int, Grad] = {id(p): seen(p) for p in self.params}
         glob = {a.name: seen(a) for a in read if a.name}
