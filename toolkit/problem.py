@@ -93,8 +93,13 @@ class Trainer(Protocol):
 
     strategy: str
 
-    def step(self) -> float:
-        """Returns the loss at the current parameters, then applies one optimizer update."""
+    def step(self, data: Mapping[str, Any] | None = None) -> float:
+        """Returns the loss at the current parameters, then applies one optimizer update;
+        ``data`` replaces the problem's data from this step on (a new training batch)."""
+        ...
+
+    def evaluate(self, metric: Any, data: Mapping[str, Any]) -> float:
+        """``metric(np, params, data)`` at the current parameters (e.g. a validation loss)."""
         ...
 
     def storage_values(self) -> dict[str, np.ndarray]:

@@ -10,7 +10,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from toolkit.explicit._layout import Layout
+from toolkit.explicit._layout import NAMESPACE, Layout
 from toolkit.problem import GradientResult, Problem
 from toolkit.transforms import merge_tied_gradients, tie_drift, tied
 
@@ -99,8 +99,11 @@ class ExplicitTrainer:
         all_ties = self.layout.all_ties()
         self._drift = jax.jit(lambda leaves: tie_drift(leaves, all_ties)) if all_ties else None
 
-    def step(self) -> float:
-        """Returns the loss at the current parameters, then applies one update."""
+    def step(self, data: Mapping[str, Any] | None = None) -> float:
+        """Returns the loss at the current parameters (on ``data``, when given, from now on),
+        then applies one update."""
+        if data is not None:
+            self._data = _device_data(data)
         value, self._diff, self._state = self._step(
             self._diff, self._state, self._const, self._data
         )
@@ -119,3 +122,10 @@ class ExplicitTrainer:
         if self._drift is None:
             return 0.0
         return max(float(d) for d in self._drift(self._leaves()).values())
+
+    def evaluate(self, metric: Any, data: Mapping[str, Any]) -> float:
+        """``metric(np, params, data)`` at the current leaves (each tied copy as held)."""
+        layout = self.layout
+        value = jax.jit(lambda leaves, d: metric(NAMESPACE, layout.tree(leaves), d))(
+            self._leaves(), _device_data(data))
+        return float(value)

@@ -51,7 +51,7 @@ class TrainTable:
 
     optimizers: tuple[dict[str, Any], ...]
     steps: int
-    strategies: tuple[str, ...] | None
+    strategies: tuple[str, ...] | dict[str, tuple[str, ...]] | None
     cases: tuple[str, ...] | None
 
 
@@ -282,11 +282,22 @@ class _Parser(Checker):
         return TrainTable(
             optimizers=tuple(opts),
             steps=self.positive_int(table, "steps", "train", 200),
-            strategies=(self.names(table["strategies"], "train.strategies", None, "strategy")
-                        if "strategies" in table else None),
+            strategies=self.train_strategies(table),
             cases=(self.names(table["cases"], "train.cases", None, "case")
                    if "cases" in table else None),
         )
+
+    def train_strategies(
+        self, table: Mapping[str, Any]
+    ) -> tuple[str, ...] | dict[str, tuple[str, ...]] | None:
+        """A list (every trained case), or a table case → list (each case its own)."""
+        value = table.get("strategies")
+        if value is None:
+            return None
+        if isinstance(value, dict):
+            return {case: self.names(names, f"train.strategies.{case}", None, "strategy")
+                    for case, names in value.items()}
+        return self.names(value, "train.strategies", None, "strategy")
 
     def sweep(self, raw: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
         out: dict[str, tuple[Any, ...]] = {}

@@ -81,16 +81,17 @@ class _Model:
                 f"differentiated as a param; list {case.storage_of(p)!r} instead"
             )
         self.params = tape.Params(self.arrays[p] for p in problem.wrt)
-        data = dict(problem.data)
+        self.data = dict(problem.data)
+        self.loss = lambda: case.loss(tape.numpy, self.tree(), self.data)
 
-        def tree() -> ParamTree:
-            return ParamTree({
-                p: self.arrays[p] if p in self.arrays
-                else case.map_of(p).apply(self.arrays[case.storage_of(p)])
-                for p in case.params
-            })
-
-        self.loss = lambda: case.loss(tape.numpy, tree(), data)
+    def tree(self) -> ParamTree:
+        """Every parameter path as the loss reads it (computed ties recomputed)."""
+        case = self.case
+        return ParamTree({
+            p: self.arrays[p] if p in self.arrays
+            else case.map_of(p).apply(self.arrays[case.storage_of(p)])
+            for p in case.params
+        })
 
     def withgradient(self) -> tuple[float, Any]:
         with warnings.catch_warnings():
@@ -157,8 +158,11 @@ class ImplicitTrainer:
         self._states = [optimizer.init(arrays[p].numpy()) for p in distinct]
         self._update = jax.jit(optimizer.update)
 
-    def step(self) -> float:
-        """Returns the loss at the current parameters, then updates each target in place."""
+    def step(self, data: Mapping[str, Any] | None = None) -> float:
+        """Returns the loss at the current parameters (on ``data``, when given, from now on),
+        then updates each target in place."""
+        if data is not None:
+            self._model.data = dict(data)
         value, grads = self._model.withgradient()
         arrays, case = self._model.arrays, self._model.case
         for i, path in enumerate(self._targets):
@@ -180,3 +184,8 @@ class ImplicitTrainer:
     def tie_drift(self) -> float:
         """Always 0.0: aliases are views of one storage."""
         return 0.0
+
+    def evaluate(self, metric: Any, data: Mapping[str, Any]) -> float:
+        """``metric(np, params, data)`` at the current parameters, on the tape's namespace."""
+        value = metric(tape.numpy, self._model.tree(), dict(data))
+        return float(np.asarray(value.numpy() if hasattr(value, "numpy") else value))

@@ -63,10 +63,16 @@ class OptimizerSpec:
     label: str
 
     def build(self) -> Any:
-        """Returns the ``optax.GradientTransformation``."""
+        """Returns the ``optax.GradientTransformation``; a learning rate given as a table
+        ``{ schedule = "warmup_cosine_decay_schedule", ... }`` is that optax schedule."""
         import optax
 
-        return getattr(optax, self.name)(**self.kwargs)
+        kwargs = dict(self.kwargs)
+        rate = kwargs.get("learning_rate")
+        if isinstance(rate, Mapping):
+            rate = dict(rate)
+            kwargs["learning_rate"] = getattr(optax, rate.pop("schedule"))(**rate)
+        return getattr(optax, self.name)(**kwargs)
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,11 @@ class TrainSpec:
     steps: int
     strategies: tuple[str, ...]
     cases: tuple[str, ...]
+    by_case: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def strategies_for(self, case: str) -> tuple[str, ...]:
+        """The strategies trained on ``case`` (its own list, else the common one)."""
+        return self.by_case.get(case, self.strategies)
 
 
 @dataclass(frozen=True)
@@ -350,11 +361,20 @@ class _Resolver(Checker):
         if len(set(labels)) != len(labels):
             raise self.error("train.optimizers", f"duplicate labels {labels}; add label = "
                              "\"...\" to tell them apart")
+        train_cases = (self.names(list(table.cases), "train.cases", cases, "case")
+                       if table.cases is not None else cases)
+        if isinstance(table.strategies, dict):
+            by_case = {}
+            for case, names in table.strategies.items():
+                if case not in train_cases:
+                    raise self.error(f"train.strategies.{case}", "unknown or untrained case; "
+                                     f"valid: {choices(train_cases)}")
+                by_case[case] = self.names(list(names), f"train.strategies.{case}",
+                                           TRAIN_STRATEGIES, "strategy")
+            return TrainSpec(optimizers, table.steps, TRAIN_STRATEGIES, train_cases, by_case)
         strategies = (self.names(list(table.strategies), "train.strategies", TRAIN_STRATEGIES,
                                  "strategy")
                       if table.strategies is not None else TRAIN_STRATEGIES)
-        train_cases = (self.names(list(table.cases), "train.cases", cases, "case")
-                       if table.cases is not None else cases)
         return TrainSpec(optimizers, table.steps, strategies, train_cases)
 
     def optimizer(self, raw: dict[str, Any], at: str) -> OptimizerSpec:
@@ -384,7 +404,30 @@ class _Resolver(Checker):
                              f"{type(e).__name__}: {e}") from None
         return spec
 
+    def schedule(self, value: dict[str, Any], at: str) -> None:
+        """A learning-rate table: ``schedule`` names an optax schedule, the rest its
+        arguments."""
+        import optax
+
+        valid = sorted(n for n in dir(optax) if n.endswith("_schedule")
+                       and not n.startswith(("_", "scale_by")))
+        name = self.typed(value.get("schedule"), str, f"{at}.schedule",
+                          "an optax schedule name such as \"warmup_cosine_decay_schedule\"")
+        if name not in valid:
+            raise self.error(f"{at}.schedule", f"unknown optax schedule {name!r}; valid: "
+                             f"{choices(valid)}")
+        params = inspect.signature(getattr(optax, name)).parameters
+        for key, arg in value.items():
+            if key != "schedule" and key not in params:
+                raise self.error(f"{at}.{key}", f"optax.{name} takes no argument {key!r}; "
+                                 f"valid: {choices(params)}")
+            if key != "schedule":
+                self.typed(arg, (int, float), f"{at}.{key}", "a number")
+
     def optimizer_argument(self, value: Any, param: inspect.Parameter, at: str) -> None:
+        if param.name == "learning_rate" and isinstance(value, dict):
+            self.schedule(value, at)
+            return
         default = param.default
         numeric = param.name == "learning_rate" or (
             isinstance(default, int | float) and not isinstance(default, bool)

@@ -106,13 +106,16 @@ def _training_tables(case: CaseResult, level: str) -> list[str]:
     lines: list[str] = []
     for opt, table in case.training.items():
         lines += [f"{level} Training with {opt}", ""]
+        extra = list(dict.fromkeys(m for r in table.values() for m in r.metrics))
         rows = [
-            [f"**{s}**", f"{r.final_loss:.6g}", f"{r.verdict.max_tie_drift:.3g}",
-             f"{r.verdict.max_distance:.3g}", r.verdict.describe()]
+            [f"**{s}**", f"{r.final_loss:.6g}",
+             *(f"{r.metrics[m]:.6g}" if m in r.metrics else "—" for m in extra),
+             f"{r.verdict.max_tie_drift:.3g}", f"{r.verdict.max_distance:.3g}",
+             r.verdict.describe()]
             for s, r in table.items()
         ]
-        header = ["strategy", "final loss", "max tie drift",
-                  "max distance to explicit-shared", "verdict"]
+        header = ["strategy", "final loss", *(m.replace("_", " ") for m in extra),
+                  "max tie drift", "max distance to explicit-shared", "verdict"]
         lines += [*markdown_table(header, rows), ""]
     return lines
 

@@ -30,9 +30,12 @@ import numpy as np
 
 from toolkit.problem import NOTHING, Gradient
 
-# Version 2: a schema number; a diverged training row names its step (diverged_at).
+# Version 2: a schema number; a diverged training row names its step (diverged_at); training
+# rows carry an experiment's validation metrics.
 SCHEMA_VERSION = 2
 RULES = ("per-param", "per-storage")
+# Metrics an experiment can add to a training row (its validation_loss hook).
+TRAINING_METRICS = ("validation_loss", "validation_perplexity")
 
 VerdictKind = Literal["exact", "missing", "double-counted", "wrong", "no-step"]
 VERDICT_KINDS: tuple[str, ...] = get_args(VerdictKind)
@@ -222,10 +225,12 @@ class TrainingHistory:
 
 @dataclass(frozen=True)
 class TrainingResult:
-    """One strategy trained with one optimizer: its curves and its verdict."""
+    """One strategy trained with one optimizer: its curves, its verdict, and the experiment's
+    own metrics at the end of training (``validation_loss``, ``validation_perplexity``)."""
 
     history: TrainingHistory
     verdict: TrainingVerdict
+    metrics: dict[str, float] = field(default_factory=dict)
 
     @property
     def final_loss(self) -> float | None:
@@ -239,7 +244,7 @@ class TrainingResult:
                "verdict": self.verdict.to_json()}
         if self.verdict.diverged_at is not None:
             row["diverged_at"] = self.verdict.diverged_at
-        return row
+        return {**row, **self.metrics}
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TrainingResult:
@@ -248,7 +253,8 @@ class TrainingResult:
         verdict = TrainingVerdict.from_json(
             data["verdict"], max_tie_drift=data["max_tie_drift"],
             max_distance=data["max_distance_to_shared"], diverged_at=data.get("diverged_at"))
-        return cls(TrainingHistory(loss), verdict)
+        return cls(TrainingHistory(loss), verdict,
+                   {k: float(v) for k, v in data.items() if k in TRAINING_METRICS})
 
 
 @dataclass(frozen=True)

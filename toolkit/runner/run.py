@@ -211,16 +211,43 @@ def _distance(mine: Mapping[str, Any], base: Mapping[str, np.ndarray]) -> float:
     )
 
 
+@dataclass(frozen=True)
+class _Hooks:
+    """An experiment's optional training hooks: a batch per step, a validation loss."""
+
+    train_batch: Callable[[Mapping[str, Any], int], Mapping[str, Any]] | None = None
+    validation_loss: Callable[..., Any] | None = None
+
+    @classmethod
+    def of(cls, config: Config) -> _Hooks:
+        module = config.experiment.module
+        return cls(getattr(module, "train_batch", None), getattr(module, "validation_loss", None))
+
+    def batch(self, data: Mapping[str, Any], step: int) -> Mapping[str, Any] | None:
+        """Step ``step``'s data (None: the problem's data throughout)."""
+        return None if self.train_batch is None else self.train_batch(data, step)
+
+    def metrics(self, trainer: Any, data: Mapping[str, Any]) -> dict[str, float]:
+        """The validation loss (nats per token) and perplexity at the trainer's parameters."""
+        if self.validation_loss is None:
+            return {}
+        loss = trainer.evaluate(self.validation_loss, data)
+        return {"validation_loss": loss, "validation_perplexity": float(np.exp(loss))}
+
+
 def _train_steps(
-    trainers: Mapping[str, Any], steps: int, base: str, tick: Callable[[int], None]
+    trainers: Mapping[str, Any], steps: int, base: str, tick: Callable[[int], None],
+    batch: Callable[[int], Mapping[str, Any] | None],
 ) -> tuple[dict[str, TrainingHistory], dict[str, int]]:
-    """Steps every trainer in lockstep; returns the histories and where each diverged."""
+    """Steps every trainer in lockstep on the same batches; returns the histories and where
+    each diverged."""
     hist = {s: TrainingHistory() for s in trainers}
     diverged: dict[str, int] = {}  # strategy -> first step (1-based) that is not finite
     for step in range(steps):
+        data = batch(step)
         for s, trainer in trainers.items():
             checkpoint()  # per trainer: a first step compiles, which can take seconds
-            hist[s].loss.append(float(trainer.step()))
+            hist[s].loss.append(float(trainer.step(data)))
         base_values = trainers[base].storage_values()
         for s, trainer in trainers.items():
             mine = trainer.storage_values()
@@ -245,12 +272,15 @@ def _train_optimizer(
         checkpoint()
         trainers[s] = get_strategy(s, training=True).make_trainer(problem, opt.build())
     tick = report.task(f"{case.name}: {opt.label}", steps)
-    hist, diverged = _train_steps(trainers, steps, strategies[0], tick)
+    hooks = _Hooks.of(config)
+    hist, diverged = _train_steps(trainers, steps, strategies[0], tick,
+                                  lambda step: hooks.batch(problem.data, step))
     tol = TRAIN_TOLERANCE[config.dtype]
     rows = {
         s: TrainingResult(h, judge_training(max(h.drift, default=0.0),
                                             max(h.distance, default=0.0), tol,
-                                            diverged_at=diverged.get(s)))
+                                            diverged_at=diverged.get(s)),
+                          {} if s in diverged else hooks.metrics(trainers[s], problem.data))
         for s, h in hist.items()
     }
     checks = [
@@ -268,7 +298,7 @@ def _train_case(
 ) -> tuple[dict[str, dict[str, TrainingResult]], list[Check]]:
     assert config.train is not None
     problem = Problem.from_case(case, config.seed, np.dtype(config.dtype), config.wrt[case.name])
-    wanted = [s for s in config.train.strategies if s in allowed]
+    wanted = [s for s in config.train.strategies_for(case.name) if s in allowed]
     strategies = list(dict.fromkeys([baseline().name, *wanted]))
     training: dict[str, dict[str, TrainingResult]] = {}
     checks: list[Check] = []

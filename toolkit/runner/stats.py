@@ -29,7 +29,8 @@ from typing import NamedTuple
 import numpy as np
 from scipy.stats import bootstrap
 
-NUMERIC_METRICS = ("final_loss", "max_distance_to_baseline", "max_tie_drift")
+NUMERIC_METRICS = ("final_loss", "max_distance_to_baseline", "max_tie_drift", "validation_loss",
+                   "validation_perplexity")
 VERDICT_METRICS = ("verdict.per-param", "verdict.per-storage", "training_verdict")
 # Columns that vary within a group: statistics run over them.
 NOT_GROUPED = ("run", "seed", "step", "metric", "value")

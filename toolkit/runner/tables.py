@@ -167,6 +167,7 @@ def _training_rows(run: RunResult, settings: Mapping[str, Any], case_name: str) 
             }
             if verdict.diverged_at is not None:
                 values["diverged_at"] = verdict.diverged_at
+            values.update(trained.metrics)
             rows += [{**ids, "metric": m, "value": format_value(v)} for m, v in values.items()]
     return rows
 
