@@ -130,7 +130,10 @@ def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
 # The runner's stages in the order data flows; no stage imports a later one, even indirectly.
 # The registry (strategies) comes before the preflight, which checks names against it.
 RUNNER_FLOW = ["config", "strategies", "preflight", "reference", "compare", "results", "run",
-               "report", "publish"]
+               "tables", "report", "rundir", "stats", "aggregate", "diff", "sweep", "publish",
+               "api"]
+# Leaves every stage may use: they import no other runner module.
+RUNNER_LEAVES = {"evaluate", "implicit", "interrupt", "plots", "progress", "demo"}
 
 
 def test_data_flows_one_way_through_the_runner():
@@ -141,6 +144,10 @@ def test_data_flows_one_way_through_the_runner():
         assert not reachable(graph, f"toolkit.runner.{stage}") & later, stage
     # Parsing a config runs no experiment code and needs no strategy.
     assert reachable(graph, "toolkit.runner.config") <= {"toolkit.errors"}
+    runner = {m.removeprefix("toolkit.runner.") for m in graph if m.startswith("toolkit.runner.")}
+    assert runner == set(RUNNER_FLOW) | RUNNER_LEAVES
+    for leaf in RUNNER_LEAVES:
+        assert not {d for d in graph[f"toolkit.runner.{leaf}"] if d.startswith("toolkit.runner")}
 
 
 def test_engines_and_transforms_never_import_the_runner():
@@ -233,6 +240,10 @@ RUNNER_MODULES = [
     "toolkit.runner.preflight",
     "toolkit.runner.results",
     "toolkit.runner.strategies",
+    "toolkit.runner.sweep",
+    "toolkit.runner.api",
+    "toolkit.runner.progress",
+    "toolkit.runner.evaluate",
     "toolkit.runner.implicit",
     "toolkit.runner.reference",
     "toolkit.runner.compare",

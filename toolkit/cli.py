@@ -286,16 +286,21 @@ def _run_sweeps(sweeps: Sequence[tuple[Any, list[Any]]], out: Path, jobs: int,
 
 def cmd_aggregate(args: argparse.Namespace, console: Console) -> int:
     """Merges run folders and sweep folders (shards) into one new aggregate folder."""
-    from toolkit.runner.aggregate import aggregate
+    from toolkit.runner.aggregate import aggregate, find_run_folders
     from toolkit.runner.rundir import StagedRun
-    from toolkit.runner.sweep import run_folders
 
-    folders = run_folders([Path(p) for p in args.folders])
+    try:
+        folders = find_run_folders([Path(p) for p in args.folders])
+    except ValueError as e:
+        raise ConfigError(f"aggregate: {e}") from None
     out = Path(args.out)
     check_writable(out)
     staged = StagedRun(out, "aggregate")
-    with staged as tmp:
-        aggregate(folders, tmp)
+    try:
+        with staged as tmp:
+            aggregate(folders, tmp)
+    except ValueError as e:  # e.g. one seed of a group given twice (a shard passed twice)
+        raise ConfigError(f"aggregate: {e}") from None
     assert staged.final is not None
     console.out(f"aggregated {len(folders)} runs")
     console.out(f"report: {staged.final / 'aggregate.md'}")

@@ -346,26 +346,3 @@ def run_sweep(
         aggregate(sorted((tmp / "runs").iterdir()), tmp)
     assert staged.final is not None
     return staged.final, results
-
-
-def run_folders(paths: Sequence[Path]) -> list[Path]:
-    """The run folders under sweep folders (their ``runs/``) or given directly.
-
-    Raises:
-        ConfigError: a path is neither a run folder nor a sweep folder.
-    """
-    found: list[Path] = []
-    for path in paths:
-        if (path / "summary.json").is_file():
-            found.append(path)
-        elif (path / "runs").is_dir():
-            found += sorted(p for p in (path / "runs").iterdir() if (p / "summary.json").is_file())
-        else:
-            raise ConfigError(f"aggregate: {str(path)!r} is neither a run folder (summary.json) "
-                              "nor a sweep folder (runs/)")
-    names = [p.name for p in found]
-    duplicated = sorted({n for n in names if names.count(n) > 1})
-    if duplicated:
-        raise ConfigError(f"aggregate: the same point appears twice: {', '.join(duplicated)}; "
-                          "give each shard once")
-    return found
