@@ -72,7 +72,8 @@ TRAINING_COLUMNS = {"final_loss": "final loss",
                     "max_distance_to_baseline": "distance to baseline",
                     "max_tie_drift": "tie drift", "training_verdict": "training verdict"}
 GRADIENT_COLUMNS = {"verdict.per-param": "per-param step",
-                    "verdict.per-storage": "per-storage step"}
+                    "verdict.per-storage": "per-storage step",
+                    "semantics": "slot or storage semantics"}
 # Curve panels: metric, title, y scale.
 PANELS = (("loss", "loss", "linear"),
           ("tie_drift", "tie drift, max abs (0 drawn at 1e-18)", "log"),

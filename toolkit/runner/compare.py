@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from toolkit.experiment import Case, TiedParam
-from toolkit.runner.reference import Reference, to_storage
+from toolkit.runner.reference import Reference, SlotReference, to_storage
 from toolkit.runner.results import TrainingVerdict, Verdict, VerdictKind
 
 RULES = ("per-param", "per-storage")
@@ -323,3 +323,45 @@ def _is_full_view(case: Case, path: str) -> bool:
 def _view_of_total(case: Case, path: str, total: np.ndarray) -> np.ndarray:
     """The storage's total gradient seen through ``path``'s view."""
     return np.asarray(case.map_of(path).apply(total))
+
+
+def slot_semantics(
+    case: Case, grads: Mapping[str, Any], slots: SlotReference, reference: Reference, *,
+    rtol: float, atol: float,
+) -> str:
+    """Which semantics a strategy's gradients follow where one array fills several slots.
+
+    ``slot``: the gradient of each slot's path is that slot's own partial; ``storage``: it is
+    the total derivative on the array (the partials summed); ``either``: the slots' partials
+    equal the total, so the two cannot be told apart; ``neither``: something else (a path
+    without a gradient included).
+
+    Example:
+        >>> from toolkit.experiment import Case, Param, tie
+        >>> from toolkit.runner.reference import SlotReference, compute_reference
+        >>> case = Case("c", {"w": Param((1,), values=[2.0]), "a": tie("w"), "b": tie("w")},
+        ...             lambda np, p, d: np.sum(p.a * p.b * p.b), ("a", "b"))
+        >>> ref = compute_reference(case, {"w": np.array([2.0])}, {})
+        >>> slots = SlotReference({"a": "a", "b": "b"},
+        ...                       {"a": np.array([4.0]), "b": np.array([8.0])}, {"a": 0, "b": 0})
+        >>> [slot_semantics(case, g, slots, ref, rtol=1e-6, atol=1e-6) for g in (
+        ...     {"a": np.array([4.0]), "b": np.array([8.0])},
+        ...     {"a": np.array([12.0]), "b": np.array([12.0])})]
+        ['slot', 'storage']
+    """
+    totals, tol = {}, atol
+    for name, path in slots.slots.items():
+        ref = reference.storages[case.storage_of(path)]
+        totals[name] = _view_of_total(case, path, ref.total.reshape(ref.shape))
+        tol = max(tol, atol + 3 * float(np.max(ref.error, initial=0.0)) + 3 * slots.error[name])
+    if all(_close(slots.partials[n], totals[n], rtol, tol) for n in slots.slots):
+        return "either"
+    got = {n: grads.get(path) for n, path in slots.slots.items()}
+    if any(g is None or isinstance(g, Mapping) for g in got.values()):
+        return "neither"
+    arrays = {n: np.asarray(g, dtype=np.float64).reshape(totals[n].shape) for n, g in got.items()}
+    if all(_close(arrays[n], slots.partials[n], rtol, tol) for n in arrays):
+        return "slot"
+    if all(_close(arrays[n], totals[n], rtol, tol) for n in arrays):
+        return "storage"
+    return "neither"

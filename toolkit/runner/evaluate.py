@@ -49,8 +49,8 @@ class NumpyEvaluator:
             if isinstance(spec, TiedParam)
         }
 
-    def tied(self, storages: Mapping[str, np.ndarray]) -> float:
-        """The loss with aliases computed from their storages (what the case means)."""
+    def tree(self, storages: Mapping[str, np.ndarray]) -> ParamTree:
+        """Every path as the loss reads it, aliases computed from their storages."""
         flat: dict[str, Any] = {}
         for path in self.case.params:
             src = storages[self.case.storage_of(path)]
@@ -59,7 +59,11 @@ class NumpyEvaluator:
                 flat[path] = src if m.is_identity else _tied(m.apply(src), src)
             else:
                 flat[path] = src
-        return float(self.case.loss(self.ns, ParamTree(flat), self.data))
+        return ParamTree(flat)
+
+    def tied(self, storages: Mapping[str, np.ndarray]) -> float:
+        """The loss with aliases computed from their storages (what the case means)."""
+        return float(self.case.loss(self.ns, self.tree(storages), self.data))
 
     def untied(self, copies: Mapping[str, np.ndarray]) -> float:
         """The loss with each alias its own copy (mapped shape); ``.parent`` of a copy is its

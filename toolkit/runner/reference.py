@@ -200,3 +200,62 @@ def _storage_reference(
             derivative(functools.partial(moved_alias, alias=alias, e=e))[0] for e in moves
         ])
     return StorageReference(source, x.shape, dirs, total, error, partials)
+
+
+@dataclass(frozen=True)
+class SlotReference:
+    """Derivatives per argument slot, where one array is passed in several slots.
+
+    Attributes:
+        slots: slot name → the parameter path the slot reads.
+        partials: slot name → the derivative when that slot alone moves (the others hold the
+            array's current value), in the path's shape: what per-slot AD systems return.
+        error: slot name → the largest error estimate of its partial.
+    """
+
+    slots: dict[str, str]
+    partials: dict[str, np.ndarray]
+    error: dict[str, float]
+
+
+def compute_slot_reference(
+    case: Case,
+    storages: Mapping[str, np.ndarray],
+    data: Mapping[str, Any],
+    slots: Mapping[str, str],
+    slot_loss: Callable[..., Any],
+    *,
+    step: float = 1e-4,
+) -> SlotReference:
+    """Finite differences that move one argument slot at a time.
+
+    ``slot_loss(np, p, data, values)`` is the case's loss with ``values[name]`` in slot
+    ``name``; the storage reference moves every slot together (their sum), this one each
+    alone. Every element is differenced (slots hold small arrays: a cell's weights).
+
+    Example:
+        >>> from toolkit.experiment import Case, Param
+        >>> def two_slots(np, p, d, v):
+        ...     return np.sum(v["a"] * v["b"] * v["b"])
+        >>> case = Case("c", {"w": Param((1,), values=[2.0])},
+        ...             lambda np, p, d: two_slots(np, p, d, {"a": p.w, "b": p.w}), ("w",))
+        >>> ref = compute_slot_reference(case, {"w": np.array([2.0])}, {},
+        ...                              {"a": "w", "b": "w"}, two_slots)
+        >>> [round(float(ref.partials[s][0]), 6) for s in "ab"]   # w², 2w·w: total 3w² = 12
+        [4.0, 8.0]
+    """
+    ev = NumpyEvaluator(case, data)
+    tree = ev.tree({k: np.array(v, dtype=np.float64) for k, v in storages.items()})
+    values = {name: np.array(tree[path], dtype=np.float64) for name, path in slots.items()}
+    partials, error = {}, {}
+    for name, x in values.items():
+        h = step * max(1.0, float(np.max(np.abs(x), initial=0.0)))
+
+        def moved(t: float, e: np.ndarray, name: str = name, x: np.ndarray = x) -> float:
+            return float(slot_loss(ev.ns, tree, ev.data, {**values, name: x + t * e}))
+
+        basis = np.eye(x.size).reshape((x.size, *x.shape))
+        estimates = [_derivative(functools.partial(moved, e=e), h) for e in basis]
+        partials[name] = np.array([d for d, _ in estimates]).reshape(x.shape)
+        error[name] = float(max((err for _, err in estimates), default=0.0))
+    return SlotReference(dict(slots), partials, error)

@@ -73,9 +73,30 @@ def case_section(
             for strategy, row in case.strategies.items()]
     lines += ["Effective SGD step on each storage:", ""]
     lines += [*markdown_table(["strategy", *RULE_HELP], rows), ""]
+    lines += _slot_table(case)
     if dumps:
         lines += _dump_block(case)
     return lines + _training_tables(case, level + "#")
+
+
+SEMANTICS_HELP = {
+    "slot": "each slot's path gets that slot's own partial (per-slot AD)",
+    "storage": "each slot's path gets the total on the array (the slots' partials summed)",
+    "either": "the slots' partials equal the total here: the two cannot be told apart",
+    "neither": "neither the slot partials nor the total",
+}
+
+
+def _slot_table(case: CaseResult) -> list[str]:
+    """Slot versus storage semantics, for a case that passes one array in several slots."""
+    if not case.slots:
+        return []
+    slots = ", ".join(f"`{name}` ← `{path}`" for name, path in case.slots.items())
+    rows = [[f"**{s}**", row.semantics or "—", SEMANTICS_HELP.get(row.semantics or "", "")]
+            for s, row in case.strategies.items()]
+    return [f"Slot versus storage semantics (argument slots: {slots}; references: each slot "
+            "moved alone, and the array moved in every slot):", "",
+            *markdown_table(["strategy", "semantics", "meaning"], rows), ""]
 
 
 def _verdict_cell(verdicts: Mapping[str, Any]) -> str:

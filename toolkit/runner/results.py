@@ -31,7 +31,8 @@ import numpy as np
 from toolkit.problem import NOTHING, Gradient
 
 # Version 2: a schema number; a diverged training row names its step (diverged_at); training
-# rows carry an experiment's validation metrics.
+# rows carry an experiment's validation metrics; cases with slots name them, and each
+# strategy's slot or storage semantics.
 SCHEMA_VERSION = 2
 RULES = ("per-param", "per-storage")
 # Metrics an experiment can add to a training row (its validation_loss hook).
@@ -295,6 +296,8 @@ class StrategyResult:
         raw_max_abs_error: per path, max abs error against the truth seen through its view
             (None where it cannot be measured).
         verdicts: rule → storage → :class:`Verdict`.
+        semantics: where one array fills several argument slots, whether the gradients
+            follow ``slot`` or ``storage`` semantics (``either``, ``neither``); else None.
     """
 
     value: float
@@ -302,6 +305,7 @@ class StrategyResult:
     globals: dict[str, Gradient]
     raw_max_abs_error: dict[str, float | None]
     verdicts: dict[str, dict[str, Verdict]]
+    semantics: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
@@ -312,6 +316,7 @@ class StrategyResult:
             "raw_max_abs_error": dict(self.raw_max_abs_error),
             "verdicts": {rule: {s: v.to_json() for s, v in per.items()}
                          for rule, per in self.verdicts.items()},
+            **({"semantics": self.semantics} if self.semantics else {}),
         }
 
     @classmethod
@@ -324,6 +329,7 @@ class StrategyResult:
             dict(data["raw_max_abs_error"]),
             {rule: {s: Verdict.from_json(v) for s, v in per.items()}
              for rule, per in data["verdicts"].items()},
+            data.get("semantics"),
         )
 
 
@@ -339,6 +345,8 @@ class CaseResult:
         reference: storage → :class:`ReferenceInfo`.
         strategies: strategy → :class:`StrategyResult`.
         training: optimizer label → strategy → :class:`TrainingResult` (empty: not trained).
+        slots: where the case passes one array in several argument slots, slot name → the
+            path it reads (empty otherwise).
     """
 
     description: str
@@ -348,10 +356,11 @@ class CaseResult:
     reference: dict[str, ReferenceInfo]
     strategies: dict[str, StrategyResult]
     training: dict[str, dict[str, TrainingResult]] = field(default_factory=dict)
+    slots: dict[str, str] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """JSON form."""
-        out = {
+        out: dict[str, Any] = {
             "description": self.description,
             "wrt": list(self.wrt),
             "aliases": {s: list(a) for s, a in self.aliases.items()},
@@ -362,6 +371,8 @@ class CaseResult:
         if self.training:
             out["training"] = {opt: {s: t.to_json() for s, t in per.items()}
                                for opt, per in self.training.items()}
+        if self.slots:
+            out["slots"] = dict(self.slots)
         return out
 
     @classmethod
@@ -374,6 +385,7 @@ class CaseResult:
             {s: StrategyResult.from_json(r) for s, r in data["strategies"].items()},
             {opt: {s: TrainingResult.from_json(t) for s, t in per.items()}
              for opt, per in data.get("training", {}).items()},
+            dict(data.get("slots", {})),
         )
 
 

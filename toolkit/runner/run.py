@@ -24,11 +24,16 @@ import numpy as np
 from toolkit.errors import user_code
 from toolkit.experiment import Case
 from toolkit.problem import GradientResult, Problem
-from toolkit.runner.compare import judge, judge_training, raw_errors
+from toolkit.runner.compare import judge, judge_training, raw_errors, slot_semantics
 from toolkit.runner.interrupt import checkpoint
 from toolkit.runner.preflight import Config, experiment_files
 from toolkit.runner.progress import Reporter, as_reporter
-from toolkit.runner.reference import Reference, compute_reference
+from toolkit.runner.reference import (
+    Reference,
+    SlotReference,
+    compute_reference,
+    compute_slot_reference,
+)
 from toolkit.runner.results import (
     RULES,
     CaseResult,
@@ -155,8 +160,21 @@ def _reference_infos(case: Case, reference: Reference) -> dict[str, ReferenceInf
     }
 
 
+def _slot_reference(config: Config, case: Case) -> SlotReference | None:
+    """The per-slot reference, for a case of an experiment that declares argument slots
+    (``SLOTS``: case → slot → path, and ``slot_loss``)."""
+    module = config.experiment.module
+    slots = getattr(module, "SLOTS", {}).get(case.name)
+    if not slots:
+        return None
+    return compute_slot_reference(case, case.initial_values(config.seed, np.float64),
+                                  case.make_data(config.seed, np.float64), slots,
+                                  module.slot_loss)
+
+
 def _strategy_result(
-    config: Config, problem: Problem, strategy: str, reference: Reference
+    config: Config, problem: Problem, strategy: str, reference: Reference,
+    slots: SlotReference | None,
 ) -> tuple[StrategyResult, list[Check]]:
     entry = get_strategy(strategy)
     case = problem.case
@@ -173,8 +191,10 @@ def _strategy_result(
     expect = config.expect.get(case.name, {}).get(strategy)
     if expect:
         checks += _expectation_checks(case, strategy, result, expect, config.rtol, config.atol)
+    semantics = None if slots is None else slot_semantics(
+        case, result.grads, slots, reference, rtol=config.rtol, atol=config.atol)
     row = StrategyResult(float(result.value), result.grads, result.globals,
-                         raw_errors(case, result.grads, reference), by_rule)
+                         raw_errors(case, result.grads, reference), by_rule, semantics)
     return row, checks
 
 
@@ -184,15 +204,17 @@ def _case_gradients(
     problem = Problem.from_case(case, config.seed, np.dtype(config.dtype), config.wrt[case.name])
     report.say(f"{case.name}: finite-difference reference, then {len(strategies)} strategies")
     reference = _reference(config, case, report)
+    slots = _slot_reference(config, case)
     rows: dict[str, StrategyResult] = {}
     checks: list[Check] = []
     for strategy in strategies:
         checkpoint()
-        rows[strategy], found = _strategy_result(config, problem, strategy, reference)
+        rows[strategy], found = _strategy_result(config, problem, strategy, reference, slots)
         checks += found
     result = CaseResult(
         case.description, problem.wrt, {s: tuple(case.aliases_of(s)) for s in case.sources},
         reference.value, _reference_infos(case, reference), rows,
+        slots=dict(slots.slots) if slots else {},
     )
     return result, checks
 

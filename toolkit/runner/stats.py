@@ -31,7 +31,7 @@ from scipy.stats import bootstrap
 
 NUMERIC_METRICS = ("final_loss", "max_distance_to_baseline", "max_tie_drift", "validation_loss",
                    "validation_perplexity")
-VERDICT_METRICS = ("verdict.per-param", "verdict.per-storage", "training_verdict")
+VERDICT_METRICS = ("verdict.per-param", "verdict.per-storage", "training_verdict", "semantics")
 # Columns that vary within a group: statistics run over them.
 NOT_GROUPED = ("run", "seed", "step", "metric", "value")
 CONFIDENCE = 0.95

@@ -151,6 +151,8 @@ def _gradient_rows(run: RunResult, settings: Mapping[str, Any], case_name: str) 
         rows += [{**ids, "storage": path, "metric": "raw_max_abs_error",
                   "value": format_value(error)}
                  for path, error in result.raw_max_abs_error.items()]
+        if result.semantics:
+            rows.append({**ids, "storage": "", "metric": "semantics", "value": result.semantics})
     return rows
 
 
