@@ -5,6 +5,10 @@ An :class:`Array` wraps a NumPy array. Arrays made by :func:`array` own a :class
 integer element picks such as ``x[1]``, a 0-d view, :func:`toolkit.tape.adjoint`) share their
 base's storage and remember their ``.parent``.
 
+In-place writes never leave a VJP reading overwritten values: memory from outside the
+differentiated function is written in place and its version bumped (a backward pass whose
+VJPs saved it raises), memory computed inside one is copied first (:func:`_write`).
+
 While a differentiated function runs, a :class:`Trace` is active. Each call of a
 :func:`primitive` on arrays appends one node to the trace's tape: the node holds, for
 each differentiable input, the input's sink and a VJP closure made by the maker declared with
@@ -24,7 +28,7 @@ import os
 import sys
 import warnings
 import weakref
-from collections.abc import Callable, Container, Iterable
+from collections.abc import Callable, Container, Iterable, Sequence
 from typing import Any
 
 import numpy as np
@@ -90,7 +94,7 @@ class Node:
     """
 
     __slots__ = ("edges", "g", "token")
-    edges: list[tuple[Node | Slot, Callable[[Any], Any]]] | tuple[()]
+    edges: Sequence[tuple[Node | Slot, Callable[[Any], Any]]]
     g: Any
     token: object
 
@@ -112,8 +116,7 @@ class Slot:
         self.token = token
 
 
-def new_node(edges: list[tuple[Node | Slot, Callable[[Any], Any]]] | tuple[()], token: object
-             ) -> Node:
+def new_node(edges: Sequence[tuple[Node | Slot, Callable[[Any], Any]]], token: object) -> Node:
     """A node with no gradient yet (the recording path builds it inline, the same way)."""
     n = Node()
     n.g = None
@@ -129,8 +132,9 @@ class Trace:
         tape: the nodes in execution order.
         leaves: ``id(array) -> slot`` per float leaf read.
         saved: ``id(array) -> (storage, version, array, primitive name)`` for every array
-            with a storage that a VJP reads (the first op that saved it; writes are refused
-            while tracing, so its version cannot change before the function returns).
+            with a storage that a VJP reads (the first op that saved it). Arrays from outside
+            the function all get one when read; memory computed inside needs none (a write
+            copies it first).
         policy: ``"identity"`` or ``"storage"``.
         param_ids: ids of the differentiated params (the identity policy routes ``.parent``).
         to_param: ``id(param) -> Slot``: gradients that reached a param through ``.parent``.
@@ -712,7 +716,7 @@ class _Spec:
     """A primitive's registry entry: its VJP makers and which arguments the VJPs read."""
 
     __slots__ = ("argnum_maker", "broadcasting", "makers", "name", "reads", "reads_rest",
-                 "view", "warn_copy")
+                 "reads_xy", "view", "warn_copy")
 
     def __init__(self, name: str, view: bool, broadcasting: bool, warn_copy: bool) -> None:
         self.name = name
@@ -725,6 +729,9 @@ class _Spec:
         """Per maker, the arguments its VJP reads."""
         self.reads_rest: tuple[int, ...] = ()
         """What the VJPs of the arguments past ``reads`` (an ``argnum`` maker's) read."""
+        self.reads_xy: tuple[tuple[bool, bool], ...] = ()
+        """Per maker, whether its VJP reads the first and the second argument (the
+        recording path's two operands)."""
 
 
 _NO_ARG = object()
@@ -779,7 +786,7 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
         # run it: it runs once per op. A NumPy operand is copied, as there.
         token = tr.token
         const = tr.const
-        reads = spec.reads
+        reads = spec.reads_xy
         tx = type(x) is Array
         xv = (x._data if tx else np.asarray(x) if type(x) is list
               else x.copy() if type(x) is np.ndarray else x)
@@ -793,10 +800,10 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
                     n = tr.leaf(x)
                 if n is not const:
                     edges = ((n, makers[0](ans, xv)),)
-                    save_x = bool(reads[0])
+                    save_x = reads[0][0]
             ty = False
         else:
-            edges = []
+            ex = ey = None
             ty = type(y) is Array
             yv = (y._data if ty else np.asarray(y) if type(y) is list
                   else y.copy() if type(y) is np.ndarray else y)
@@ -817,20 +824,20 @@ def primitive(raw: Callable[..., Any], name: str | None = None, *, view: bool = 
                     n = tr.leaf(x)
                 if n is not const and makers[0] is not None:
                     vjp = makers[0](ans, xv, yv)
-                    edges.append((n, vjp if xs is None else unbroadcast(vjp, xs)))
-                    r = reads[0]
-                    if r:
-                        save_x, save_y = 0 in r, 1 in r
+                    ex = (n, vjp if xs is None else unbroadcast(vjp, xs))
+                    save_x, save_y = reads[0]
             if ty and len(makers) > 1:
                 n = y._node
                 if n is None or n.token is not token:
                     n = tr.leaf(y)
                 if n is not const and makers[1] is not None:
                     vjp = makers[1](ans, xv, yv)
-                    edges.append((n, vjp if ys is None else unbroadcast(vjp, ys)))
-                    r = reads[1]
-                    if r:
-                        save_x, save_y = save_x or 0 in r, save_y or 1 in r
+                    ey = (n, vjp if ys is None else unbroadcast(vjp, ys))
+                    rx, ry = reads[1]
+                    save_x, save_y = save_x or rx, save_y or ry
+            # A tuple display, not a list grown by appends: cheaper, and edges never change.
+            edges = ((ex, ey) if ey is not None else (ex,)) if ex is not None else (
+                (ey,) if ey is not None else ())
         out = Array()  # as in ``_new``, inlined
         out._data = ans
         out._storage = out._parent = out.name = None
@@ -1007,6 +1014,7 @@ def defvjp(prim: Callable[..., Any], *makers: VJPMaker | None,
         spec.reads = tuple(saves)  # type: ignore[arg-type]
     else:
         spec.reads = (tuple(saves),) * len(makers)  # type: ignore[arg-type]
+    spec.reads_xy = tuple((0 in r, 1 in r) for r in spec.reads)
 
 
 def defvjp_argnum(prim: Callable[..., Any], maker: Callable[..., Callable[[Any], Any]],
