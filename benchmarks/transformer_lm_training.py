@@ -7,7 +7,12 @@ includes building its trainer (the JAX strategies compile their step there). The
 keep one batch for every step; a new batch each step has the same shapes, so it costs the
 same.
 
-Run: ``python benchmarks/transformer_lm_training.py [--seed 0] [--steps 800]``.
+Run, one thread per process (multi-threaded OpenBLAS on busy cores made the tape's step ten
+times slower, and XLA's thread pool halved the JAX step's speed)::
+
+    export OPENBLAS_NUM_THREADS=1
+    export XLA_FLAGS="--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+    python benchmarks/transformer_lm_training.py [--seed 0] [--steps 800]
 
 Example:
     >>> [case for case, _ in RUNS].count("tied-all-aliases")
