@@ -1,11 +1,11 @@
 """Wall time of one seed of the transformer LM study: its six training runs, one after another.
 
 Each run is a (case, strategy) pair of ``benchmarks/transformer_lm.toml`` trained for the
-config's ``steps`` with AdamW under a linear warmup and a cosine decay, from the seed's
-initial values, through :func:`toolkit.runner.strategies.make_trainer`. The time of a run
-includes building its trainer (the JAX strategies compile their step there). The trainers
-keep one batch for every step; a new batch each step has the same shapes, so it costs the
-same.
+config's ``steps`` with AdamW under a linear warmup and a cosine decay, from the initial
+values that ``--seed`` draws, through :func:`toolkit.runner.strategies.make_trainer`. The
+time of a run includes building its trainer (the JAX strategies compile their step there).
+The trainers keep one batch for every step; a new batch each step has the same shapes, so it
+costs the same.
 
 Run, one thread per process (multi-threaded OpenBLAS on busy cores made the tape's step ten
 times slower, and XLA's thread pool halved the JAX step's speed)::
