@@ -41,7 +41,7 @@ TOP_KEYS = (
     "tolerances", "reference", "train", "expect", "sweep",
 )
 _TOLERANCE_KEYS = ("rtol", "atol")
-_REFERENCE_KEYS = ("directions",)
+_REFERENCE_KEYS = ("directions", "full_limit")
 _TRAIN_KEYS = ("steps", "strategies", "optimizers", "cases")
 
 
@@ -70,7 +70,7 @@ class ConfigFile:
         hyperparameters: the ``[hyperparameters]`` table as written.
         cases, strategies: the selected names, or ``None`` for all.
         wrt: case → paths, as written.
-        dtype, seed, rtol, atol, directions: the settings, defaults filled in.
+        dtype, seed, rtol, atol, directions, full_limit: the settings, defaults filled in.
         train: the ``[train]`` table, or ``None``.
         expect: the ``[expect]`` table as written.
         sweep: key → values to sweep over (the ``[sweep]`` table), possibly empty.
@@ -92,6 +92,7 @@ class ConfigFile:
     rtol: float
     atol: float
     directions: int
+    full_limit: int
     train: TrainTable | None
     expect: dict[str, Any] = field(default_factory=dict)
     sweep: dict[str, tuple[Any, ...]] = field(default_factory=dict)
@@ -253,6 +254,7 @@ class _Parser(Checker):
             rtol=self.number(tol, "rtol", "tolerances", DEFAULT_TOLERANCES[dtype][0]),
             atol=self.number(tol, "atol", "tolerances", DEFAULT_TOLERANCES[dtype][1]),
             directions=self.positive_int(ref_table, "directions", "reference", 16),
+            full_limit=self.positive_int(ref_table, "full_limit", "reference", 4096),
             train=self.train(raw),
             expect=self.table(raw, "expect"),
             sweep=self.sweep(raw),

@@ -108,7 +108,8 @@ class Config:
         dtype: ``"float64"`` or ``"float32"``.
         seed: seeds initial values and data.
         rtol, atol: tolerances for comparisons against the reference.
-        directions: random directional checks for buffers over 4096 elements.
+        directions: random directional checks for buffers over ``full_limit`` elements.
+        full_limit: the largest buffer differenced element by element.
         train: the training comparison, or ``None``.
         expect: case → strategy → ``{"grads": {path: g}, "globals": {name: g}}`` with ``g``
             an array, ``None`` (TOML ``"nothing"``) or ``{"parent": array}``.
@@ -129,6 +130,7 @@ class Config:
     rtol: float
     atol: float
     directions: int
+    full_limit: int
     train: TrainSpec | None
     expect: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
 
@@ -300,7 +302,7 @@ class _Resolver(Checker):
             title=f.title if f.title is not None else experiment.name,
             experiment=experiment, hyperparameters=hyper, cases=cases, wrt=wrt,
             strategies=strategies, dtype=f.dtype, seed=f.seed, rtol=f.rtol, atol=f.atol,
-            directions=f.directions, train=self.train(cases),
+            directions=f.directions, full_limit=f.full_limit, train=self.train(cases),
             expect=self.expect(f.expect, by_name, cases),
         )
 

@@ -146,7 +146,7 @@ def _reference(config: Config, case: Case, report: Reporter) -> Reference:
     return compute_reference(
         case, case.initial_values(config.seed, np.float64),
         case.make_data(config.seed, np.float64), directions=config.directions,
-        seed=config.seed, tick=tick,
+        full_limit=config.full_limit, seed=config.seed, tick=tick,
     )
 
 
