@@ -282,6 +282,19 @@ def run_point(job: PointJob) -> dict[str, Any]:
             "seconds": output.timing["total"]}
 
 
+def _share_cores(threads: int) -> None:
+    """A worker's thread budget: the cores divided among the workers, so that N workers do
+    not each start a thread per core (XLA and BLAS would then fight over the cores). Runs
+    before the worker imports jax or numpy's BLAS."""
+    import os
+
+    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen="
+                               f"{'true' if threads > 1 else 'false'} "
+                               f"intra_op_parallelism_threads={threads}").strip()
+    for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(name, str(threads))
+
+
 def run_points(
     jobs: Sequence[PointJob], workers: int, done: Callable[[dict[str, Any]], None],
 ) -> list[dict[str, Any]]:
@@ -293,10 +306,13 @@ def run_points(
             done(results[-1])
         return results
     import multiprocessing
+    import os
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+    threads = max(1, (os.cpu_count() or 1) // workers)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                             initializer=_share_cores, initargs=(threads,)) as pool:
         futures = [pool.submit(run_point, job) for job in jobs]
         try:
             for future in as_completed(futures):
