@@ -167,7 +167,9 @@ def test_causal_mask_keeps_later_tokens_out_of_earlier_logits(tied, namespace):
 
 def test_validation_loss_is_the_mean_log_probability_of_each_next_token(tied):
     _, values, data = tied
-    p, windows = _tree(values), data["valid"]
+    # A head of its own, so reading the target's logit from anything but the head shows.
+    head = np.random.default_rng(5).standard_normal(values["embed.weight"].T.shape)
+    p, windows = _tree(values, head), data["valid"]
     z = lm.logits(NP, p, windows[:, :-1])
     log_probs = z - np.log(np.sum(np.exp(z - z.max(-1, keepdims=True)), -1,
                                   keepdims=True)) - z.max(-1, keepdims=True)
