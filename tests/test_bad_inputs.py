@@ -246,7 +246,7 @@ ROWS = [
         experiment=experiment(CASES="[]")),
     Row("exp-cases-not-cases", EXP, ("cases()", "AttributeError"),
         experiment=experiment(CASES="[1]")),
-    Row("exp-tie-unknown-source", EXP, ("exp.py:13", "the source must be a declared Param"),
+    Row("exp-tie-unknown-source", EXP, ("exp.py:13", "the source must be a declared parameter"),
         experiment=experiment().replace('tie("w", "adjoint")', 'tie("v", "adjoint")')),
     Row("exp-init-unknown", EXP, ("case 'c'", "parameter 'w'", "unknown initialiser 'gaussian'",
                                   "glorot"),

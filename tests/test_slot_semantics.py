@@ -5,9 +5,9 @@ from __future__ import annotations
 import jax
 import numpy as np
 import pytest
+from toolkit.experiments import slot_reuse
 
 from toolkit.experiment import ParamTree
-from toolkit.experiments import slot_reuse
 from toolkit.namespaces import jax_namespace
 from toolkit.runner import api
 from toolkit.runner.reference import compute_reference, compute_slot_reference

@@ -45,7 +45,8 @@ def test_sweep_table_and_shards_partition_the_grid() -> None:
     full = [p.name for p in plan(file)]
     assert len(full) == 6
     parts = [[p.name for p in plan(file, shard=(i, 3))] for i in (1, 2, 3)]
-    assert sorted(sum(parts, [])) == sorted(full) and all(len(p) == 2 for p in parts)
+    assert sorted(name for part in parts for name in part) == sorted(full)
+    assert all(len(p) == 2 for p in parts)
 
 
 @pytest.mark.parametrize(("args", "fragments"), [

@@ -182,7 +182,7 @@ class Case:
             if source is None:
                 raise ValueError(
                     f"case {self.name!r}: tie {chain[-1]!r} -> {spec.source!r}: the source must "
-                    f"be a declared Param or tie; declared: {', '.join(self.params)}"
+                    f"be a declared parameter; declared: {', '.join(self.params)}"
                 )
             chain.append(spec.source)
             spec = source
