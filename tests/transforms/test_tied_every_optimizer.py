@@ -44,14 +44,14 @@ def untied_params() -> dict[str, np.ndarray]:
     return materialize_ties(placeholder, TIES)
 
 
-def untied_loss(p: dict[str, Any]) -> jax.Array:
-    hidden = jnp.tanh(X @ p["w"] + p["b"])
+def untied_loss(p: dict[str, Any], x: Any = X) -> jax.Array:
+    hidden = jnp.tanh(x @ p["w"] + p["b"])
     out = jnp.tanh(hidden @ p["wt"])
     return jnp.mean((out - 0.5) ** 2) + jnp.mean((p["row"] * p["v"] - 0.3) ** 2)
 
 
-def shared_loss(p: dict[str, Any]) -> jax.Array:
-    return untied_loss({**p, "wt": p["w"].T, "row": p["w"][1]})
+def shared_loss(p: dict[str, Any], x: Any = X) -> jax.Array:
+    return untied_loss({**p, "wt": p["w"].T, "row": p["w"][1]}, x)
 
 
 def _by_ndim(p: Any) -> Any:
@@ -93,7 +93,7 @@ ARGUMENTS: dict[str, Callable[[], Any]] = {
     "threshold": lambda: 1.0,
     "max_norm": lambda: 0.5,
     "decay": lambda: 0.9,
-    "l2_norm_clip": lambda: 1.0,
+    "l2_norm_clip": lambda: CLIP,
     "noise_multiplier": lambda: 0.0,
     "seed": lambda: 0,
 }
@@ -103,17 +103,15 @@ VARIADIC: dict[str, Callable[[], tuple[Any, ...]]] = {
     "named_chain": lambda: (("adam", optax.adam(0.05)),),
 }
 
-# Documented refusals (docs/transforms.md): these take params or gradients of another structure
-# than the model's, so no tie on the model's paths applies. Each maps to the state type that
+# Differentially private aggregation clips each example's gradient (by its global norm, which
+# must count a tied weight once) and sums them: it reads per-example gradients.
+PER_EXAMPLE = {"optax.contrib.differentially_private_aggregate", "optax.contrib.dpsgd"}
+CLIP = 0.05  # below every example's gradient norm here, so clipping acts
+
+# Documented refusal (docs/transforms.md): lookahead's params are LookaheadParams(fast, slow),
+# not the model's tree; tied goes inside it, on the fast params. Mapped to the state type that
 # names the optimizer in tied's message, and the fix the message gives.
 REFUSED = {
-    # Per-example gradients: every leaf has a leading batch axis the tie maps do not have.
-    "optax.contrib.differentially_private_aggregate": (
-        "DifferentiallyPrivateAggregateState",
-        "loss_on_sources",
-    ),
-    "optax.contrib.dpsgd": ("DifferentiallyPrivateAggregateState", "loss_on_sources"),
-    # Params wrapped as LookaheadParams(fast, slow); tied goes inside, on the fast params.
     "optax.lookahead": ("LookaheadState", r"optax.lookahead\(tied\(fast_optimizer, ties\)"),
 }
 
@@ -225,7 +223,7 @@ QUICK = {"optax.adam", "optax.contrib.muon", "optax.sm3", "optax.multi_transform
 def _cases() -> list[Any]:
     cases = []
     for name in FACTORIES:
-        if name in REFUSED:
+        if name in REFUSED or name in PER_EXAMPLE:
             continue
         marks = () if name in QUICK else (pytest.mark.slow,)
         cases.append(pytest.param(name, marks=marks, id=name))
@@ -246,7 +244,7 @@ def test_discovery_finds_the_factories_the_sweep_needs() -> None:
         "optax.lbfgs",
     ]:
         assert name in FACTORIES, name
-    assert set(REFUSED) <= set(FACTORIES)
+    assert set(REFUSED) | PER_EXAMPLE <= set(FACTORIES)
     assert len(FACTORIES) > 110
 
 
@@ -274,18 +272,38 @@ def test_tied_matches_the_shared_model(name: str) -> None:
 
 
 def _refusal_message(name: str) -> str:
-    """What tied says when ``name`` runs inside it with the protocol the optimizer needs."""
+    """What tied says when ``name`` runs inside it with the params the optimizer needs."""
     params = untied_params()
     tx = tied(FACTORIES[name](), TIES)
     state = tx.init(params)
     grads = jax.grad(untied_loss)(params)
-    if name == "optax.lookahead":
-        params = optax.LookaheadParams(fast=params, slow=params)
-    else:  # per-example gradients: one leading axis over the batch
-        grads = jax.tree.map(lambda g: jnp.stack([g, 2 * g]), grads)
     with pytest.raises(ValueError) as refusal:
-        tx.update(grads, state, params)
+        tx.update(grads, state, optax.LookaheadParams(fast=params, slow=params))
     return str(refusal.value)
+
+
+@pytest.mark.parametrize("name", sorted(PER_EXAMPLE))
+def test_per_example_gradients_merge_each_example_before_clipping(name: str) -> None:
+    def train(tx: optax.GradientTransformation, loss: Callable, params: Any) -> Any:
+        @jax.jit
+        def step(params: Any, state: Any) -> tuple[Any, Any, Any]:
+            per_example = jax.vmap(lambda x: jax.grad(loss)(params, x[None]))(X)
+            updates, state = tx.update(per_example, state, params)
+            return optax.apply_updates(params, updates), state, per_example
+
+        state = tx.init(params)
+        for _ in range(STEPS):
+            params, state, per_example = step(params, state)
+        return params, per_example
+
+    with jax.enable_x64(False):
+        expected, per_example = train(FACTORIES[name](), shared_loss, shared_params())
+        actual, _ = train(tied(FACTORIES[name](), TIES), untied_loss, untied_params())
+    norms = jnp.sqrt(sum(jnp.sum(g**2, axis=(1, *range(2, g.ndim))) for g in per_example.values()))
+    assert float(jnp.min(norms)) > CLIP  # every example is clipped
+    assert {k: float(v) for k, v in tie_drift(actual, TIES).items()} == {"wt": 0, "row": 0}
+    for key, value in expected.items():
+        np.testing.assert_allclose(actual[key], value, rtol=0, atol=1e-6, err_msg=key)
 
 
 @pytest.mark.parametrize("name", sorted(REFUSED))

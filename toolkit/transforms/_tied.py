@@ -150,11 +150,16 @@ class TiedState(NamedTuple):
     inner_state: Any
 
 
-def without_targets(leaves: Sequence[Any], plan: Plan) -> list[Any]:
-    """Returns ``leaves`` with every tie target replaced by its :class:`TiedTarget` node."""
+def without_targets(
+    leaves: Sequence[Any], plan: Plan, like: Sequence[Any] | None = None
+) -> list[Any]:
+    """Returns ``leaves`` with every tie target replaced by its :class:`TiedTarget` node.
+
+    The node describes the target as it is in ``like`` (the params), else in ``leaves``.
+    """
     out = list(leaves)
     for link in plan.links:
-        value = leaf_values([out[link.target]])[0]
+        value = leaf_values([(leaves if like is None else like)[link.target]])[0]
         out[link.target] = TiedTarget(link.target_path, np.shape(value), leaf_dtype(value))
     return out
 
@@ -238,14 +243,14 @@ def _optimizer_name(state: TiedState) -> str:
     return f"the optimizer with state {', '.join(names)}" if names else "a stateless optimizer"
 
 
-def _check_params_match_updates(
-    ties: Sequence[Tie], updates: Any, params: Any, state: TiedState
-) -> None:
-    """Refuses params that the ties cannot apply to as they apply to the updates.
+def _is_per_example(ties: Sequence[Tie], updates: Any, params: Any, state: TiedState) -> bool:
+    """Whether ``updates`` are per-example gradients of ``params`` (DP-SGD's).
+
+    Every leaf then has one leading axis more than its parameter.
 
     Raises:
-        ValueError: naming the ties and the optimizer, for params of another structure (such
-            as ``optax.lookahead``'s) or updates with a leading per-example axis (DP-SGD's).
+        ValueError: naming the ties and the optimizer, for params of another structure than
+            the updates (such as ``optax.lookahead``'s).
     """
     with_paths, treedef, _ = flatten(updates)
     spelled = ", ".join(str(tie) for tie in ties)
@@ -262,15 +267,7 @@ def _check_params_match_updates(
     shapes = [np.shape(x) for x in leaf_values([leaf for _, leaf in with_paths])]
     param_shapes = [np.shape(x) for x in leaf_values(param_leaves)]
     pairs = zip(shapes, param_shapes, strict=True)
-    if shapes != param_shapes and all(len(s) == len(p) + 1 and s[1:] == p for s, p in pairs):
-        raise ValueError(
-            f"tied (ties {spelled}) around {_optimizer_name(state)}: the updates have a leading "
-            f"axis of length {shapes[0][0]} that the params lack (per-example gradients, as "
-            "differentially private aggregation reads them); tie maps apply to whole "
-            "parameters, so tied does not merge them: take per-example gradients of "
-            "loss_on_sources(loss, ties), which are already one per real parameter, and run "
-            "the optimizer without tied"
-        )
+    return shapes != param_shapes and all(len(s) == len(p) + 1 and s[1:] == p for s, p in pairs)
 
 
 def tied(
@@ -300,13 +297,18 @@ def tied(
     ``grad`` is merged like the updates; any other pytree shaped like the params loses its
     targets. The gradient a line search stores keeps the full shape (zero at the targets), so
     ``optax.value_and_grad_from_state`` works on the tied state, and ``optax.tree_map_params``
-    maps the state's slots of the sources. For schedule-free optimizers,
+    maps the state's slots of the sources. Per-example gradients (every leaf with one leading
+    axis more than its parameter, as ``optax.contrib.dpsgd`` reads them) merge example by
+    example. For schedule-free optimizers,
     :func:`tied_eval_params` gives the evaluation params; :func:`untie` and :func:`retie`
     convert the state to and from the state of ``inner`` on the untied tree.
 
     ``init`` checks, on concrete params, that every tie holds exactly (``target ==
     map(source)``) and raises ``ValueError`` naming a false one and its largest difference;
-    under ``jax.jit`` it cannot look at values and checks shapes and dtypes only.
+    under ``jax.jit`` it cannot look at values and checks shapes and dtypes only. ``update``
+    refuses params that are not a pytree of the updates' structure (``optax.lookahead``'s
+    ``LookaheadParams``; put ``tied`` inside it instead) with a ``ValueError`` naming the ties
+    and the optimizer.
 
     Under explicit sharding a target's update is resharded to the target's own sharding, and
     a target's gradient to its source's before it is added.
@@ -358,26 +360,32 @@ def tied(
         params: optax.Params | None = None,
         **extra_args: Any,
     ) -> tuple[optax.Updates, TiedState]:
-        if params is not None:
-            _check_params_match_updates(ties, updates, params, state)
-        plan = resolve(ties, updates)
+        per_example = params is not None and _is_per_example(ties, updates, params, state)
+        plan = resolve(ties, params if per_example else updates)
         leaves = plan.treedef.flatten_up_to(updates)
         values = leaf_values(leaves)  # flax.nnx Variables hold their gradient as their value
+        param_leaves = None if params is None else plan.treedef.flatten_up_to(params)
         inner_params = (
-            None
-            if params is None
-            else plan.treedef.unflatten(without_targets(plan.treedef.flatten_up_to(params), plan))
+            None if params is None else plan.treedef.unflatten(without_targets(param_leaves, plan))
         )
+        if per_example:
+            # Each example's gradients merge on their own; the inner optimizer aggregates.
+            like = leaf_values(param_leaves)
+            merged = with_values(jax.vmap(lambda v: merge_leaves(v, plan))(values), leaves)
+            out_leaves = param_leaves
+        else:
+            like = values
+            merged = with_values(merge_leaves(values, plan), leaves)
+            out_leaves = leaves
         inner_state = _map_stored_grads(state.inner_state, plan, lambda g: without_targets(g, plan))
-        merged = with_values(merge_leaves(values, plan), leaves)
         inner_updates, inner_state = inner.update(
-            plan.treedef.unflatten(without_targets(merged, plan)),
+            plan.treedef.unflatten(without_targets(merged, plan, like)),
             inner_state,
             inner_params,
-            **_inner_extra_args(extra_args, plan, values),
+            **_inner_extra_args(extra_args, plan, like),
         )
         inner_values = leaf_values(plan.treedef.flatten_up_to(inner_updates))
-        out = with_values(broadcast_leaves(inner_values, plan, values), leaves)
+        out = with_values(broadcast_leaves(inner_values, plan, like), out_leaves)
         inner_state = _map_stored_grads(inner_state, plan, lambda g: _zero_targets(g, plan))
         return plan.treedef.unflatten(out), TiedState(inner_state)
 
