@@ -327,10 +327,21 @@ def test_wheel_from_a_clean_checkout_runs_the_demo_and_every_shipped_config(tmp_
     assert all(path.startswith(str(site)) for path in listed), listed
     shipped = {p.stem for p in (ROOT / "experiments").glob("*.py") if p.stem != "__init__"}
     assert shipped <= {line.strip() for line in listing.stdout.splitlines()}
-    proc = aliasgrad("run", *listed, "--out", str(tmp_path / "out"), "--quiet")
+    # The transformer LM study is a 5-seed sweep of 800 steps: here 2 seeds of a few steps.
+    study = [p for p in listed if p.endswith("transformer_lm.toml")]
+    single = [p for p in listed if p not in study]
+    proc = aliasgrad("run", *single, "--out", str(tmp_path / "out"), "--quiet")
     assert proc.returncode == 0, proc.stderr
     reports = [line for line in proc.stdout.splitlines() if line.startswith("report: ")]
-    assert len(reports) == len(listed)
+    assert len(reports) == len(single)
+    for config in study:
+        proc = aliasgrad("run", config, "--seeds", "0:2", "--set", "train.steps=4", "--out",
+                         str(tmp_path / "study"), "--quiet", "-j", "2")
+        assert proc.returncode == 0, proc.stderr
+        assert proc.stdout.strip().endswith("aggregate.md")
+        (sweep,) = (tmp_path / "study").iterdir()
+        report = (sweep / "aggregate.md").read_text()
+        assert "validation perplexity" in report and "Seeds: 0, 1 (2)" in report
 
 
 def test_disk_full_on_the_second_config_keeps_none_of_this_run(tmp_path, monkeypatch, capsys):
