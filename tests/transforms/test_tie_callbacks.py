@@ -274,3 +274,38 @@ def test_schedule_free_adamw_params_and_eval_params_match_shared_model() -> None
     _assert_matches_shared(actual_eval, expected_eval)
     # Evaluation params are not the training params: the comparison is not a copy of the above.
     assert float(np.max(np.abs(expected_eval["proj"]["kernel"] - expected["proj"]["kernel"]))) > 0
+
+
+@pytest.mark.parametrize("wrapper", ["masked", "multi_transform"])
+def test_tied_inside_masked_or_multi_transform_takes_a_full_grad_extra_argument(
+    wrapper: str,
+) -> None:
+    # Both wrappers pass extra arguments on unmasked: the full-tree grad reaches tied, which
+    # passes on what it cannot translate (adam ignores it).
+    def is_matrix(params: Any) -> Any:
+        return jax.tree.map(lambda x: x.ndim == 2, params)
+
+    def make(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+        if wrapper == "masked":
+            return optax.chain(
+                optax.masked(inner, is_matrix),
+                optax.masked(optax.sgd(0.1), lambda p: jax.tree.map(lambda m: not m, is_matrix(p))),
+            )
+        labels = lambda p: jax.tree.map(lambda m: "adam" if m else "sgd", is_matrix(p))  # noqa: E731
+        return optax.multi_transform({"adam": inner, "sgd": optax.sgd(0.1)}, labels)
+
+    def train(tx: optax.GradientTransformation, loss: Callable, params: Any) -> Any:
+        @jax.jit
+        def step(params: Any, state: Any) -> tuple[Any, Any]:
+            grad = jax.grad(loss)(params)
+            updates, state = tx.update(grad, state, params, grad=grad)
+            return optax.apply_updates(params, updates), state
+
+        state = tx.init(params)
+        for _ in range(20):
+            params, state = step(params, state)
+        return params
+
+    expected = train(make(optax.adam(0.05)), shared_loss, shared_params())
+    actual = train(make(tied(optax.adam(0.05), TIES)), untied_loss, untied_params())
+    _assert_matches_shared(actual, expected)
