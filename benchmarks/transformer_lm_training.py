@@ -1,11 +1,12 @@
 """Wall time of one seed of the transformer LM study: its six training runs, one after another.
 
-Each run is a (case, strategy) pair of ``benchmarks/transformer_lm.toml`` trained for the
-config's ``steps`` with AdamW under a linear warmup and a cosine decay, from the initial
-values that ``--seed`` draws, through :func:`toolkit.runner.strategies.make_trainer`. The
-time of a run includes building its trainer (the JAX strategies compile their step there).
-The trainers keep one batch for every step; a new batch each step has the same shapes, so it
-costs the same.
+Each run is a (case, strategy) pair of ``[train.strategies]`` in
+``configs/transformer_lm.toml``, trained for the config's ``steps`` with its optimizer (AdamW
+under a linear warmup and a cosine decay), from the initial values that ``--seed`` draws,
+with a new batch each step (the experiment's ``train_batch``), through
+:func:`toolkit.runner.strategies.make_trainer`. The time of a run includes building its
+trainer (the JAX strategies compile their step there); it leaves out the runner's gradient
+checks and the baseline run the runner adds to ``tied-source-only``.
 
 Run, one thread per process (multi-threaded OpenBLAS on busy cores made the tape's step ten
 times slower, and XLA's thread pool halved the JAX step's speed)::
@@ -15,8 +16,8 @@ times slower, and XLA's thread pool halved the JAX step's speed)::
     python benchmarks/transformer_lm_training.py [--seed 0] [--steps 800]
 
 Example:
-    >>> [case for case, _ in RUNS].count("tied-all-aliases")
-    4
+    >>> ("tied-all-aliases", "explicit") in runs(tomllib.loads(CONFIG.read_text()))
+    True
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import argparse
 import time
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import optax
@@ -32,29 +34,28 @@ from toolkit.experiments import transformer_lm
 
 from toolkit.runner.strategies import make_trainer
 
-CONFIG = Path(__file__).resolve().parent / "transformer_lm.toml"
-RUNS = (
-    ("untied", "explicit-shared"),
-    ("tied-all-aliases", "explicit-shared"),
-    ("tied-all-aliases", "tied"),
-    ("tied-all-aliases", "explicit"),
-    ("tied-all-aliases", "explicit-merged"),
-    ("tied-source-only", "implicit-identity"),
-)
+CONFIG = Path(__file__).resolve().parents[1] / "configs" / "transformer_lm.toml"
 
 
-def optimizer(steps: int, peak: float = 0.01, weight_decay: float = 0.01
-              ) -> optax.GradientTransformation:
-    """AdamW, warmed up linearly over the first 5 % of ``steps``, then cosine-decayed to
-    a tenth of ``peak``."""
-    schedule = optax.warmup_cosine_decay_schedule(
-        init_value=0.0, peak_value=peak, warmup_steps=max(1, steps // 20), decay_steps=steps,
-        end_value=peak / 10)
-    return optax.adamw(schedule, weight_decay=weight_decay)
+def runs(config: dict[str, Any]) -> list[tuple[str, str]]:
+    """The config's ``(case, strategy)`` training pairs, in the order the table lists them."""
+    return [(case, strategy) for case, strategies in config["train"]["strategies"].items()
+            for strategy in strategies]
+
+
+def optimizer(table: dict[str, Any], steps: int) -> optax.GradientTransformation:
+    """The optax optimizer a ``[[train.optimizers]]`` table names, its warmup-and-decay
+    schedule rescaled from the table's ``decay_steps`` to ``steps``."""
+    kwargs = {k: v for k, v in table.items() if k not in ("name", "label")}
+    rate = dict(kwargs.pop("learning_rate"))
+    warmup = max(1, round(rate["warmup_steps"] * steps / rate["decay_steps"]))
+    schedule = getattr(optax, rate.pop("schedule"))(
+        **{**rate, "warmup_steps": min(warmup, steps - 1), "decay_steps": steps})
+    return getattr(optax, table["name"])(learning_rate=schedule, **kwargs)
 
 
 def main() -> None:
-    """Trains each run of :data:`RUNS` and prints its wall time, then the total."""
+    """Trains each run of the config and prints its wall time, then the total."""
     config = tomllib.loads(CONFIG.read_text(encoding="utf-8"))
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seed", type=int, default=config["seed"])
@@ -64,13 +65,14 @@ def main() -> None:
     cases = {c.name: c for c in transformer_lm.cases(**config["hyperparameters"])}
     total = 0.0
     print(f"seed {args.seed}, {args.steps} steps, {dtype}")
-    for case_name, strategy in RUNS:
+    for case_name, strategy in runs(config):
         case = cases[case_name]
         start = time.perf_counter()
-        trainer = make_trainer(strategy, case, case.initial_values(args.seed, dtype),
-                               case.make_data(args.seed, dtype), case.wrt,
-                               optimizer(args.steps))
-        losses = [trainer.step() for _ in range(args.steps)]
+        data = case.make_data(args.seed, dtype)
+        trainer = make_trainer(strategy, case, case.initial_values(args.seed, dtype), data,
+                               case.wrt, optimizer(config["train"]["optimizers"][0], args.steps))
+        losses = [trainer.step(transformer_lm.train_batch(data, step))
+                  for step in range(args.steps)]
         seconds = time.perf_counter() - start
         total += seconds
         print(f"{case_name:18s} {strategy:18s} {seconds:7.1f} s  "
