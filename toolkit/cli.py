@@ -275,7 +275,9 @@ def _run_sweeps(sweeps: Sequence[tuple[Any, list[Any]]], out: Path, jobs: int,
     for file, points in sweeps:
         console.progress(f"sweeping {file.name}: {len(points)} points, {jobs} worker(s)")
         folder, results = run_sweep(file, points, out, workers=jobs, strategies=strategies,
-                                    say=console.progress)
+                                    say=console.progress,
+                                    tick=console.reporter.task(f"{file.name}: points",
+                                                               len(points)))
         bad = [r for r in results if not r["ok"]]
         failed |= bool(bad)
         console.out(f"{'FAIL' if bad else 'ok':<4} {file.name}: {len(results) - len(bad)}/"

@@ -326,7 +326,7 @@ def run_points(
 def run_sweep(
     file: ConfigFile, points: Sequence[Point], out: Path, *, workers: int = 1,
     strategies: tuple[str, ...] | None = None, say: Callable[[str], None] = lambda m: None,
-    timing: bool = True,
+    timing: bool = True, tick: Callable[[int], None] = lambda done: None,
 ) -> tuple[Path, list[dict[str, Any]]]:
     """Runs ``points`` into a new sweep folder under ``out`` and aggregates them.
 
@@ -334,6 +334,9 @@ def run_sweep(
     point), ``sweep.json`` (the grid), the tidy ``curves.csv`` and ``results.csv`` of every
     point, ``aggregate.csv`` and ``aggregate.md`` (means and 95 % bootstrap CIs across
     seeds) and CI-band plots. It is staged and renamed whole.
+
+    ``say`` gets a line per finished point, ``tick`` the number finished (a progress bar with
+    an ETA over the points).
 
     Returns:
         The sweep folder and, per point, its name, ``ok``, failed checks and seconds.
@@ -353,6 +356,7 @@ def run_sweep(
 
         def done(result: dict[str, Any]) -> None:
             finished.append(result["name"])
+            tick(len(finished))
             status = "ok" if result["ok"] else "FAIL"
             say(f"[{len(finished)}/{total}] {status} {result['name']} "
                 f"({result['seconds']:.1f} s)")
