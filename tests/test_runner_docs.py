@@ -23,3 +23,11 @@ def test_every_documented_command_line_parses():
         args = shlex.split(line.split("#")[0].removeprefix("$ "))
         assert args[0] == "aliasgrad", line
         parser.parse_args(args[1:])
+
+
+def test_every_toml_block_in_the_docs_parses():
+    import tomllib
+
+    for doc in sorted(DOC.parent.glob("*.md")):
+        for block in re.findall(r"```toml\n(.*?)```", doc.read_text(), flags=re.S):
+            tomllib.loads(block)

@@ -226,15 +226,15 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     from toolkit.runner.run import run_config
     from toolkit.runner.rundir import write_run
 
-    # Everything is validated before anything is computed, and everything is computed before
-    # anything is written: bad input, a failing experiment or an interrupt leaves --out as it was.
+    # Everything is validated before anything is computed. Single configs are all computed
+    # before any is written (all or nothing); each sweep then appears whole, in its own folder.
+    # Bad input, a failing experiment or an interrupt leaves --out as it was before them.
     strategies = _parse_strategies(args.strategies)
     out = Path(args.out)
     check_writable(out)
     if args.jobs < 1:
         raise ConfigError(f"--jobs: must be >= 1, got {args.jobs}")
     configs, sweeps = _plan(args)
-    sweep_failed = _run_sweeps(sweeps, out, args.jobs, strategies, console)
     outputs = []
     for config in configs:
         console.progress(f"running {config.name} ({config.title})")
@@ -260,9 +260,13 @@ def cmd_run(args: argparse.Namespace, console: Console) -> int:
     else:
         for line in summary:
             console.out(line)
+    try:
+        sweep_failed = _run_sweeps(sweeps, out, args.jobs, strategies, console)
+    except OSError as e:
+        raise _output_error(out, e) from None
     if console.stdout_closed:
-        console.err(f"stdout was closed; all {len(results)} configs ran and were written "
-                    f"under {str(out)!r}")
+        console.err(f"stdout was closed; all {len(results) + len(sweeps)} configs ran and were "
+                    f"written under {str(out)!r}")
     return 1 if sweep_failed or any(not o.ok for o in outputs) else 0
 
 

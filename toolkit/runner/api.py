@@ -21,6 +21,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable, Mapping, Sequence
 from importlib import resources
 from pathlib import Path
@@ -29,7 +30,7 @@ from typing import Any
 from toolkit.runner.config import ConfigFile, parse_config
 from toolkit.runner.preflight import Config, preflight
 from toolkit.runner.results import RunResult
-from toolkit.runner.sweep import Point, plan, point_file
+from toolkit.runner.sweep import Point, plan, point_file, reparse, set_key
 
 
 def load(config: str | Path) -> ConfigFile:
@@ -47,9 +48,10 @@ def load(config: str | Path) -> ConfigFile:
 def override(config: ConfigFile, settings: Mapping[str, Any]) -> ConfigFile:
     """``config`` with keys set (``{"seed": 3, "train.optimizers[0].learning_rate": 0.1}``),
     parsed again exactly as a file would be."""
-    assignments = [f"{key}={_toml(value)}" for key, value in settings.items()]
-    (point,) = plan(config, assignments)
-    return point_file(config, point)
+    raw = copy.deepcopy(config.raw)
+    for key, value in settings.items():
+        set_key(raw, key, value, f"{config.name}: override")
+    return reparse(config, raw, settings)
 
 
 def check(config: ConfigFile) -> Config:

@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from toolkit.errors import user_code
+from toolkit.errors import ConfigError, user_code
 from toolkit.experiment import Case
 from toolkit.problem import GradientResult, Problem
 from toolkit.runner.compare import judge, judge_training, raw_errors, slot_semantics
@@ -262,23 +262,25 @@ def _train_steps(
     batch: Callable[[int], Mapping[str, Any] | None],
 ) -> tuple[dict[str, TrainingHistory], dict[str, int]]:
     """Steps every trainer in lockstep on the same batches; returns the histories and where
-    each diverged."""
+    each diverged. A diverged trainer stops there, the others go on; if the baseline
+    diverges, no distance can be measured any more, so every trainer stops."""
     hist = {s: TrainingHistory() for s in trainers}
     diverged: dict[str, int] = {}  # strategy -> first step (1-based) that is not finite
     for step in range(steps):
         data = batch(step)
-        for s, trainer in trainers.items():
+        active = {s: t for s, t in trainers.items() if s not in diverged}
+        for s, trainer in active.items():
             checkpoint()  # per trainer: a first step compiles, which can take seconds
             hist[s].loss.append(float(trainer.step(data)))
         base_values = trainers[base].storage_values()
-        for s, trainer in trainers.items():
+        for s, trainer in active.items():
             mine = trainer.storage_values()
             if not _finite(hist[s].loss[-1], mine):
                 diverged[s] = step + 1
             hist[s].drift.append(float(trainer.tie_drift()))
             hist[s].distance.append(_distance(mine, base_values))
         tick(step + 1)
-        if diverged:  # later steps of a non-finite trajectory say nothing
+        if base in diverged:
             break
     return hist, diverged
 
@@ -359,10 +361,23 @@ class _Chosen:
 
     @classmethod
     def of(cls, config: Config, strategies: Sequence[str] | None) -> _Chosen:
+        """The config's strategies, or those given instead (``--strategies``).
+
+        Raises:
+            ConfigError: the strategies given compute no gradient and train nothing here.
+        """
         if not strategies:
             return cls(config.strategies, frozenset(TRAIN_STRATEGIES))
-        return cls(tuple(s for s in strategies if get_strategy(s, training=True).differentiates),
-                   frozenset(strategies))
+        chosen = cls(tuple(s for s in strategies
+                           if get_strategy(s, training=True).differentiates),
+                     frozenset(strategies))
+        trains = config.train is not None and any(
+            s in chosen.training for c in config.train.cases
+            for s in config.train.strategies_for(c))
+        if not chosen.gradients and not trains:
+            raise ConfigError(f"{config.name}: --strategies {','.join(strategies)}: nothing to "
+                              "run (no gradient strategy, and none the config trains)")
+        return chosen
 
 
 def run_config(

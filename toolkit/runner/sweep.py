@@ -46,12 +46,20 @@ class Point:
         seed: the point's seed.
         raw: the effective config table (the ``[sweep]`` table removed).
         name: the run folder's name, e.g. ``tied_autoencoder-train.steps=20-seed3``.
+        overrides: the keys given one value (``--set key=v``), the same at every point.
     """
 
     settings: tuple[tuple[str, Any], ...]
     seed: int
     raw: dict[str, Any]
     name: str
+    overrides: tuple[tuple[str, Any], ...] = ()
+
+    @property
+    def columns(self) -> dict[str, Any]:
+        """Every key set here but the seed: the ``set.`` columns of its tidy tables (so runs
+        made with different overrides are never grouped together)."""
+        return {**dict(self.overrides), **dict(self.settings)}
 
 
 def parse_assignment(text: str) -> tuple[str, tuple[Any, ...]]:
@@ -175,7 +183,8 @@ def plan(
     """The grid of points: ``[sweep]`` and ``--set`` axes × seeds, then this shard's part.
 
     Raises:
-        ConfigError: a malformed ``--set``, ``--seeds`` or key path.
+        ConfigError: a malformed ``--set``, ``--seeds`` or key path; two points that would
+            be the same run; a shard with no point.
     """
     axes, seed_axis = _axes(file, sets, seeds)
     # A key given one value is an override of every point, not an axis of the grid.
@@ -191,16 +200,31 @@ def plan(
         for key, value in (*fixed.items(), *settings, ("seed", seed)):
             set_key(raw, key, value, f"{file.name}: --set")
         label = "".join(f"-{k}={_slug(v)}" for k, v in settings)
-        points.append(Point(settings, seed, raw, f"{stem}{label}-seed{seed}"))
+        points.append(Point(settings, seed, raw, f"{stem}{label}-seed{seed}",
+                            tuple(fixed.items())))
+    names = [p.name for p in points]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ConfigError(f"{file.name}: the grid has the point {twice[0]!r} twice; give each "
+                          "axis (and --seeds) distinct values")
     index, count = shard
+    if index > len(points):
+        raise ConfigError(f"--shard {index}/{count}: the grid has only {len(points)} points, so "
+                          f"shard {index} would run none; use at most {len(points)} shards")
     return points[index - 1::count]
 
 
 def point_file(file: ConfigFile, point: Point) -> ConfigFile:
-    """The point's config, parsed exactly as a file: errors name the key and the overrides;
-    the result keeps the file's name (what its runs are grouped by)."""
-    overrides = ", ".join(f"{k}={v!r}" for k, v in (*point.settings, ("seed", point.seed)))
-    parsed = parse_table(point.raw, toml_text(point.raw), f"{file.name} (with {overrides})",
+    """The point's config, parsed exactly as a file (see :func:`reparse`)."""
+    return reparse(file, point.raw, {**point.columns, "seed": point.seed})
+
+
+def reparse(file: ConfigFile, raw: dict[str, Any], changed: Mapping[str, Any]) -> ConfigFile:
+    """``raw`` (``file``'s table with ``changed`` keys set) parsed exactly as a file: errors
+    name the key and the changes; the result keeps the file's name (what runs are grouped
+    by) and its text is ``raw`` written as TOML."""
+    overrides = ", ".join(f"{k}={v!r}" for k, v in changed.items())
+    parsed = parse_table(raw, toml_text(raw), f"{file.name} (with {overrides})",
                          file.base_dir, file.path)
     return dataclasses.replace(parsed, name=file.name)
 
@@ -276,18 +300,22 @@ def run_point(job: PointJob) -> dict[str, Any]:
     point = job.point
     config = preflight(point_file(job.file, point))
     output = run_config(config, strategies=job.strategies)
-    write_point(output, job.folder / point.name, dict(point.settings), timing=job.timing)
+    write_point(output, job.folder / point.name, point.columns, timing=job.timing)
     failed = [c.name for c in output.checks if not c.passed]
     return {"name": point.name, "ok": not failed, "failed": failed,
             "seconds": output.timing["total"]}
 
 
 def _share_cores(threads: int) -> None:
-    """A worker's thread budget: the cores divided among the workers, so that N workers do
-    not each start a thread per core (XLA and BLAS would then fight over the cores). Runs
-    before the worker imports jax or numpy's BLAS."""
+    """A worker's set-up, before it imports jax or numpy's BLAS: SIGINT ignored (the parent
+    stops the sweep), and a thread budget of the cores divided among the workers, so that N
+    workers do not each start a thread per core (XLA's and BLAS's pools would then fight
+    over them)."""
     import os
+    import signal
 
+    # Ctrl-C is the parent's to handle: it stops the sweep and removes its staging folder.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen="
                                f"{'true' if threads > 1 else 'false'} "
                                f"intra_op_parallelism_threads={threads}").strip()
@@ -307,20 +335,29 @@ def run_points(
         return results
     import multiprocessing
     import os
-    from concurrent.futures import ProcessPoolExecutor, as_completed
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+    from toolkit.runner.interrupt import checkpoint
 
     context = multiprocessing.get_context("spawn")
     threads = max(1, (os.cpu_count() or 1) // workers)
-    with ProcessPoolExecutor(max_workers=workers, mp_context=context,
-                             initializer=_share_cores, initargs=(threads,)) as pool:
-        futures = [pool.submit(run_point, job) for job in jobs]
-        try:
-            for future in as_completed(futures):
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=context,
+                               initializer=_share_cores, initargs=(threads,))
+    futures = [pool.submit(run_point, job) for job in jobs]
+    try:
+        pending = set(futures)
+        while pending:
+            finished, pending = wait(pending, timeout=0.5, return_when=FIRST_COMPLETED)
+            for future in finished:
                 done(future.result())
-        except BaseException:
-            pool.shutdown(wait=False, cancel_futures=True)
-            raise
-    return sorted((f.result() for f in futures), key=lambda r: r["name"])
+            checkpoint()  # Ctrl-C reaches the parent only (the workers ignore SIGINT)
+    except BaseException:
+        for process in list(getattr(pool, "_processes", {}).values()):
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    pool.shutdown()
+    return [f.result() for f in futures]  # in the grid's order, whatever finished first
 
 
 def run_sweep(
@@ -348,17 +385,16 @@ def run_sweep(
     with staged as tmp:
         (tmp / "sweep.json").write_text(json.dumps({
             "config": file.name,
-            "points": [{"name": p.name, "settings": dict(p.settings), "seed": p.seed}
+            "points": [{"name": p.name, "settings": p.columns, "seed": p.seed}
                        for p in points],
         }, indent=2))
-        total = len(points)
-        finished: list[str] = []
+        count = itertools.count(1)
 
         def done(result: dict[str, Any]) -> None:
-            finished.append(result["name"])
-            tick(len(finished))
+            finished = next(count)
+            tick(finished)
             status = "ok" if result["ok"] else "FAIL"
-            say(f"[{len(finished)}/{total}] {status} {result['name']} "
+            say(f"[{finished}/{len(points)}] {status} {result['name']} "
                 f"({result['seconds']:.1f} s)")
 
         jobs = [PointJob(file, p, tmp / "runs", strategies, timing) for p in points]
