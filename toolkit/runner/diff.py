@@ -69,6 +69,8 @@ def run_flat(run: RunResult) -> Flat:
             for rule, per_storage in result.verdicts.items():
                 flat.labels.update({f"{key}/{storage}/{rule}": verdict.describe()
                                     for storage, verdict in per_storage.items()})
+            if result.semantics:
+                flat.labels[f"{key}/semantics"] = result.semantics
             flat.numbers.update({f"{key}/{path}/raw_max_abs_error": error
                                  for path, error in result.raw_max_abs_error.items()})
         for optimizer, per_strategy in case.training.items():
@@ -79,7 +81,10 @@ def run_flat(run: RunResult) -> Flat:
                 flat.numbers.update({
                     f"{key}/final_loss": trained.final_loss,
                     f"{key}/max_tie_drift": trained.verdict.max_tie_drift,
-                    f"{key}/max_distance_to_baseline": trained.verdict.max_distance})
+                    f"{key}/max_distance_to_baseline": trained.verdict.max_distance,
+                    **{f"{key}/{m}": v for m, v in trained.metrics.items()}})
+                if trained.verdict.diverged_at is not None:
+                    flat.labels[f"{key}/diverged_at"] = str(trained.verdict.diverged_at)
     flat.labels.update({f"check {c.name}": "passed" if c.passed else "failed"
                         for c in run.checks})
     return flat

@@ -24,8 +24,9 @@ from pathlib import Path
 from toolkit.runner.config import ConfigFile
 from toolkit.runner.report import RULE_HELP, case_section, markdown_table
 from toolkit.runner.results import RunResult, Verdict
-from toolkit.runner.run import RunOutput
+from toolkit.runner.run import TRAIN_TOLERANCE, RunOutput
 from toolkit.runner.rundir import write_run
+from toolkit.runner.strategies import baseline
 from toolkit.runner.sweep import Point, run_sweep
 
 REFERENCE_DIR = "reference"
@@ -120,7 +121,9 @@ def render_index(entries: Sequence[Entry], sweeps: Sequence[SweepEntry] = ()) ->
         "",
         "## Training: what Adam and friends do to ties",
         "",
-        "`exact`: within 1e-6 (float64) of the `explicit-shared` trajectory at every step.",
+        f"`exact`: within {TRAIN_TOLERANCE['float64']:g} (float64) or "
+        f"{TRAIN_TOLERANCE['float32']:g} (float32) of the `{baseline().name}` trajectory at "
+        "every step.",
         "",
         *training_table(runs),
         "",
@@ -146,6 +149,7 @@ def _swap_in(fresh: Path, base: Path, name: str) -> Path:
     complete."""
     target = base / name
     old = base / f".old-{name}"
+    shutil.rmtree(old, ignore_errors=True)  # left by a publish that was killed mid-swap
     if target.exists():
         os.rename(target, old)
     os.rename(fresh, target)
