@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -333,10 +334,10 @@ def _train_case(
 
 
 def _run_case(
-    config: Config, case: Case, chosen: _Chosen, report: Reporter, timing: dict[str, float]
+    config: Config, case: Case, chosen: _Chosen, report: Reporter, timing: dict[str, float],
+    files: Sequence[str],
 ) -> tuple[CaseResult, list[Check]]:
     where = f"{config.name}: experiment {config.experiment.name!r}: case {case.name!r}"
-    files = experiment_files(config)
     t = time.perf_counter()
     # The strategies call the experiment's loss: an error raised in its code is the user's.
     with user_code(f"{where}: gradients", files, require_frame=True):
@@ -346,7 +347,7 @@ def _run_case(
         t = time.perf_counter()
         with user_code(f"{where}: training", files, require_frame=True):
             training, train_checks = _train_case(config, case, chosen.training, report)
-        result = CaseResult(**{**result.__dict__, "training": training})
+        result = dataclasses.replace(result, training=training)
         checks += train_checks
         timing[f"{case.name}/training"] = time.perf_counter() - t
     return result, checks
@@ -406,9 +407,10 @@ def run_config(
     cases: dict[str, CaseResult] = {}
     checks: list[Check] = []
     timing: dict[str, float] = {}
+    files = experiment_files(config)
     for case in config.build_cases():
         checkpoint()
-        cases[case.name], found = _run_case(config, case, chosen, report, timing)
+        cases[case.name], found = _run_case(config, case, chosen, report, timing, files)
         checks += found
     timing["total"] = time.perf_counter() - t0
     result = RunResult(
