@@ -44,6 +44,31 @@ TrainingKind = Literal["exact", "ties-drift", "wrong-trajectory", "diverged"]
 TRAINING_KINDS: tuple[str, ...] = get_args(TrainingKind)
 
 
+# Significant digits kept in summary.json, the tidy tables and published archives: runs on
+# two machines differ in the last bits of their floating point, and only there.
+DIGITS = 12
+
+
+def rounded(value: Any) -> Any:
+    """Floats (alone, in JSON-like data or in float arrays) to :data:`DIGITS` significant
+    digits; ``-0.0`` becomes ``0.0``.
+
+    Example:
+        >>> rounded({"a": [0.1 + 0.2, 2, -0.0]}), rounded(np.array([1 / 3]))[0] == 0.333333333333
+        ({'a': [0.3, 2, 0.0]}, np.True_)
+    """
+    if isinstance(value, float):
+        return float(f"{value:.{DIGITS}g}") + 0.0 if np.isfinite(value) else value
+    if isinstance(value, Mapping):
+        return {k: rounded(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [rounded(v) for v in value]
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
+        flat = [rounded(x) for x in value.reshape(-1).tolist()]
+        return np.asarray(flat, dtype=value.dtype).reshape(value.shape)
+    return value
+
+
 def jsonable(grad: Any) -> Any:
     """A raw gradient as JSON: nested lists, ``"nothing"`` for None, dicts kept.
 

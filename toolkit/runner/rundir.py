@@ -32,6 +32,7 @@ import numpy as np
 
 from toolkit.runner.plots import plot_training
 from toolkit.runner.report import render_report
+from toolkit.runner.results import rounded
 from toolkit.runner.run import RunOutput
 
 STAGING_PREFIX = ".tmp-"
@@ -127,30 +128,6 @@ class StagedRun:
         final = _final_path(self.root, self.name)
         os.rename(self.path, final)
         self.final = final
-
-
-# Significant digits kept in summary.json (always) and grads.npz (when published): runs on
-# two machines differ in the last bits of their floating point, and only there.
-DIGITS = 12
-
-
-def rounded(value: Any) -> Any:
-    """Floats (in JSON-like data or arrays) to :data:`DIGITS` significant digits.
-
-    Example:
-        >>> rounded({"a": [0.1 + 0.2, 2]}), rounded(np.array([1 / 3]))[0] == 0.333333333333
-        ({'a': [0.3, 2]}, np.True_)
-    """
-    if isinstance(value, float):
-        return float(f"{value:.{DIGITS}g}")
-    if isinstance(value, Mapping):
-        return {k: rounded(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [rounded(v) for v in value]
-    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
-        flat = [float(f"{x:.{DIGITS}g}") for x in value.reshape(-1).tolist()]
-        return np.asarray(flat, dtype=value.dtype).reshape(value.shape)
-    return value
 
 
 def _write_files(

@@ -9,7 +9,7 @@ Two tables, one value per row, written by :func:`write_tables`:
   then ``storage``, ``metric`` and ``value`` (see :func:`result_rows` for the metrics).
 
 Both read with ``pandas.read_csv`` or :class:`csv.DictReader`. Floats are rounded to
-:data:`DIGITS` significant digits, so that the last-digit differences of another machine's
+:data:`~toolkit.runner.results.DIGITS` significant digits, so that the last-digit differences of another machine's
 floating point leave the files' bytes unchanged. The seed has its own column; a sweep's other
 overridden keys (``settings``) are the ``set.`` columns, so grouping by every column but
 ``run``, ``seed``, ``step`` and ``value`` gives the groups statistics run across seeds.
@@ -31,10 +31,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from toolkit.runner.results import RunResult
+from toolkit.runner.results import RunResult, rounded
 
-# Significant digits kept: well above any tolerance, well below float64's last digits.
-DIGITS = 12
 ID_COLUMNS = ("run", "config", "case", "strategy", "optimizer", "seed")
 SETTING_PREFIX = "set."
 CURVE_TAIL = ("step", "metric", "value")
@@ -48,7 +46,7 @@ Row = dict[str, str]
 
 
 def format_value(value: Any) -> str:
-    """One CSV cell: floats rounded to :data:`DIGITS` significant digits, shortest form.
+    """One CSV cell: floats rounded to :data:`~toolkit.runner.results.DIGITS` significant digits, shortest form.
 
     None is an empty cell (pandas reads NaN), booleans are ``true``/``false`` as in TOML,
     and lists or tables are JSON.
@@ -67,20 +65,10 @@ def format_value(value: Any) -> str:
         number = float(value)
         if not math.isfinite(number):
             return repr(number)
-        return repr(float(f"{number:.{DIGITS}g}") + 0.0)  # + 0.0: no "-0.0"
+        return repr(rounded(number))
     if isinstance(value, str):
         return value
-    return json.dumps(_rounded(value), sort_keys=True)
-
-
-def _rounded(value: Any) -> Any:
-    if isinstance(value, Mapping):
-        return {str(k): _rounded(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_rounded(v) for v in value]
-    if isinstance(value, float):
-        return float(format_value(value))
-    return value
+    return json.dumps(rounded(value), sort_keys=True)
 
 
 def setting_columns(settings: Mapping[str, Any]) -> list[str]:
