@@ -8,11 +8,12 @@ Two tables, one value per row, written by :func:`write_tables`:
 - ``results.csv``: per-storage verdicts and per-run numbers. The same id and setting columns,
   then ``storage``, ``metric`` and ``value`` (see :func:`result_rows` for the metrics).
 
-Both read with ``pandas.read_csv`` or :class:`csv.DictReader`. Floats are rounded to
-:data:`~toolkit.runner.results.DIGITS` significant digits, so that the last-digit differences of another machine's
-floating point leave the files' bytes unchanged. The seed has its own column; a sweep's other
-overridden keys (``settings``) are the ``set.`` columns, so grouping by every column but
-``run``, ``seed``, ``step`` and ``value`` gives the groups statistics run across seeds.
+Both read with ``pandas.read_csv`` or :class:`csv.DictReader`. Floats are rounded to 12
+significant digits (:func:`~toolkit.runner.results.rounded`), so that the last-digit
+differences of another machine's floating point leave the files' bytes unchanged. The seed
+has its own column; a sweep's other overridden keys (``settings``) are the ``set.``
+columns, so grouping by every column but ``run``, ``seed``, ``step`` and ``value`` gives
+the groups statistics run across seeds.
 
 Example:
     >>> format_value(0.1 + 0.2), format_value(-0.0), format_value(None), format_value(True)
@@ -46,7 +47,7 @@ Row = dict[str, str]
 
 
 def format_value(value: Any) -> str:
-    """One CSV cell: floats rounded to :data:`~toolkit.runner.results.DIGITS` significant digits, shortest form.
+    """One CSV cell: floats rounded to 12 significant digits, shortest form.
 
     None is an empty cell (pandas reads NaN), booleans are ``true``/``false`` as in TOML,
     and lists or tables are JSON.
