@@ -45,10 +45,17 @@ def test_committed_seed_table_matches_a_fresh_run():
 
 
 def test_index_lists_every_committed_config():
+    import tomllib
+
     index = (ROOT / "results" / "README.md").read_text()
     for config in sorted((ROOT / "configs").glob("*.toml")):
-        assert f"reference/{config.stem}/report.md" in index, config.name
-        assert (ROOT / "results" / "reference" / config.stem / "summary.json").is_file()
+        folder = ROOT / "results" / "reference" / config.stem
+        if "sweep" in tomllib.loads(config.read_text()):  # a sweep: its aggregate report
+            assert f"reference/{config.stem}/aggregate.md" in index, config.name
+            assert (folder / "aggregate.csv").is_file() and list(folder.glob("runs/*/summary.json"))
+        else:
+            assert f"reference/{config.stem}/report.md" in index, config.name
+            assert (folder / "summary.json").is_file()
 
 
 def test_key_table_marks_only_non_exact_cells():

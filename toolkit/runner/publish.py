@@ -172,11 +172,20 @@ def publish_sweep(
     say: Callable[[str], None] = lambda m: None,
 ) -> tuple[SweepEntry, bool]:
     """Runs a sweep config into ``root/reference/<config stem>`` (point runs, tidy tables,
-    aggregate report); returns its index entry and whether every point passed its checks."""
+    aggregate report); returns its index entry and whether every point passed its checks.
+
+    The points keep their records, reports and plots; their curves are in the sweep's
+    ``curves.csv`` and their gradient arrays are left out (re-run a point's ``config.toml``
+    to get them)."""
     base = root / REFERENCE_DIR
     name = Path(file.name).stem
     fresh, results = run_sweep(file, points, base / ".staging", workers=workers, say=say,
                                timing=False)
+    for run in (fresh / "runs").iterdir():
+        # Committed results stay small: the sweep's curves.csv holds every point's curves,
+        # and each point's gradient arrays come back by running its config.toml.
+        for bulky in ("curves.csv", "grads.npz"):
+            (run / bulky).unlink()
     _swap_in(fresh, base, name)
     title = file.title or file.experiment
     return (name, title, len(points)), all(r["ok"] for r in results)

@@ -69,24 +69,35 @@ def rounded(value: Any) -> Any:
     return value
 
 
+# Larger gradients are kept in grads.npz only; summary.json names their shape.
+JSON_LIMIT = 4096
+
+
 def jsonable(grad: Any) -> Any:
-    """A raw gradient as JSON: nested lists, ``"nothing"`` for None, dicts kept.
+    """A raw gradient as JSON: nested lists, ``"nothing"`` for None, dicts kept; an array of
+    more than :data:`JSON_LIMIT` elements is the text ``"array of shape (…) in grads.npz"``.
 
     Example:
-        >>> jsonable({"parent": np.ones(2)}), jsonable(None)
-        ({'parent': [1.0, 1.0]}, 'nothing')
+        >>> jsonable({"parent": np.ones(2)}), jsonable(None), jsonable(np.zeros((100, 50)))
+        ({'parent': [1.0, 1.0]}, 'nothing', 'array of shape (100, 50) in grads.npz')
     """
     if grad is None:
         return NOTHING
+    if isinstance(grad, str):  # read back from a summary: already the text
+        return grad
     if isinstance(grad, Mapping):
         return {k: jsonable(v) for k, v in grad.items()}
-    return np.asarray(grad, dtype=np.float64).tolist()
+    array = np.asarray(grad, dtype=np.float64)
+    if array.size > JSON_LIMIT:
+        return f"array of shape {array.shape} in grads.npz"
+    return array.tolist()
 
 
-def from_jsonable(value: Any) -> Gradient:
-    """The inverse of :func:`jsonable`: arrays, None, dicts of arrays."""
+def from_jsonable(value: Any) -> Gradient | str:
+    """The inverse of :func:`jsonable`: arrays, None, dicts of arrays; a large array's text
+    stays text (the array itself is in the run folder's ``grads.npz``)."""
     if isinstance(value, str):
-        return None
+        return None if value == NOTHING else value
     if isinstance(value, Mapping):
         return {k: from_jsonable(v) for k, v in value.items()}
     return np.asarray(value, dtype=np.float64)
@@ -316,7 +327,9 @@ class StrategyResult:
 
     Attributes:
         value: the loss value the strategy computed.
-        grads: per ``wrt`` path: array, None or ``{"parent": array}``.
+        grads: per ``wrt`` path: array, None or ``{"parent": array}`` (read back from a
+            summary, an array over :data:`JSON_LIMIT` elements is its text; the array is in
+            the run folder's ``grads.npz``).
         globals: the tape's global entries; empty for JAX strategies.
         raw_max_abs_error: per path, max abs error against the truth seen through its view
             (None where it cannot be measured).
