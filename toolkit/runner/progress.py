@@ -98,11 +98,21 @@ class LiveReporter:
         self.progress.console.print(f"aliasgrad: {message}", highlight=False, markup=False)
 
     def task(self, label: str, total: int) -> Tick:
-        """Replaces the bar with one for this phase."""
+        """Replaces the bar with one for this phase; it goes once the phase is done."""
+        self._finish()
+        task = self.current = self.progress.add_task(label, total=total)
+
+        def tick(done: int) -> None:
+            self.progress.update(task, completed=done)
+            if done >= total and self.current == task:
+                self._finish()
+
+        return tick
+
+    def _finish(self) -> None:
         if self.current is not None:
             self.progress.remove_task(self.current)
-        task = self.current = self.progress.add_task(label, total=total)
-        return lambda done: self.progress.update(task, completed=done)
+            self.current = None
 
 
 def as_reporter(progress: Reporter | Callable[[str], None] | None) -> Reporter:
