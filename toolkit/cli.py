@@ -191,12 +191,20 @@ def _plan(args: argparse.Namespace) -> tuple[list[Any], list[tuple[Any, list[Any
     for file in _parsed_configs(args.configs):
         points = plan(file, args.set or (), args.seeds, shard)
         if args.seeds or args.shard or file.sweep or len(points) != 1:
-            for point in points:
-                preflight(point_file(file, point))
-            sweeps.append((file, points))
+            sweeps.append((file, _checked(file, points)))
         else:
             singles.append(preflight(point_file(file, points[0]) if args.set else file))
     return singles, sweeps
+
+
+def _checked(file: Any, points: list[Any]) -> list[Any]:
+    """``points``, each preflighted as a config file would be (before anything runs)."""
+    from toolkit.runner.preflight import preflight
+    from toolkit.runner.sweep import point_file
+
+    for point in points:
+        preflight(point_file(file, point))
+    return points
 
 
 def _summary_lines(results: Sequence[tuple[Any, Path]]) -> list[str]:
@@ -343,22 +351,19 @@ def cmd_publish(args: argparse.Namespace, console: Console) -> int:
     from toolkit.runner.preflight import preflight
     from toolkit.runner.publish import publish_run, publish_sweep, write_index
     from toolkit.runner.run import run_config
-    from toolkit.runner.sweep import plan, point_file
+    from toolkit.runner.sweep import plan
 
     root = Path(args.out)
     check_writable(root)
-    files = _publish_files()
-    singles = [(f, None) if f.sweep else (f, preflight(f)) for f in files]
-    grids = {f.name: plan(f) for f, config in singles if config is None}
-    for file, config in singles:  # every sweep point checked before anything runs
-        for point in grids.get(file.name, []) if config is None else []:
-            preflight(point_file(file, point))
+    # Each config is a run (its preflighted Config) or a sweep (its checked points), all
+    # checked before anything runs.
+    plans = [(f, _checked(f, plan(f)) if f.sweep else preflight(f)) for f in _publish_files()]
     entries, sweeps, failed = [], [], False
     try:
-        for file, config in singles:
+        for file, config in plans:
             console.progress(f"publishing {file.name}")
-            if config is None:
-                entry, ok = publish_sweep(file, grids[file.name], root, workers=args.jobs,
+            if isinstance(config, list):
+                entry, ok = publish_sweep(file, config, root, workers=args.jobs,
                                           say=console.progress)
                 sweeps.append(entry)
             else:
