@@ -218,6 +218,8 @@ def _cell(summary: Summary | None) -> str:
 
 def _table(rows: Mapping[tuple[str, ...], Mapping[str, Summary]], keys: Sequence[str],
            columns: Mapping[str, str], order: Mapping[str, int]) -> list[str]:
+    # A metric no row has (no validation loss, no slot semantics) gets no column.
+    columns = {m: h for m, h in columns.items() if any(m in cells for cells in rows.values())}
     lines = ["| " + " | ".join([*keys, "seeds", *columns.values()]) + " |",
              "|" + "---|" * (len(keys) + 1 + len(columns))]
     for row in sorted(rows, key=lambda r: tuple(order.get(k, len(order)) for k in r)):
