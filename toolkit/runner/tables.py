@@ -174,8 +174,11 @@ def result_rows(run: RunResult, settings: Mapping[str, Any]) -> list[Row]:
     - ``raw_max_abs_error``: per path (in the ``storage`` column), the gradient's max abs
       error against the truth; empty where it cannot be measured.
     - per optimizer and strategy: ``final_loss``, ``max_tie_drift``,
-      ``max_distance_to_baseline``, ``training_verdict`` (kind) and, for a diverged run,
-      ``diverged_at`` (step).
+      ``max_distance_to_baseline``, ``training_verdict`` (kind), the experiment's
+      ``validation_loss`` and ``validation_perplexity`` when it has them and, for a diverged
+      run, ``diverged_at`` (step);
+    - per strategy, where one array fills several argument slots: ``semantics`` (``slot``,
+      ``storage``, ``either``, ``neither``).
 
     Example:
         >>> from toolkit.runner.results import (CaseResult, RunResult, TrainingHistory,
