@@ -94,45 +94,44 @@ class TrainSpec:
 class Config:
     """A config checked against its experiment: ready to run.
 
+    The file's own settings (``path``, ``name``, ``text``, ``dtype``, ``seed``, ``rtol``,
+    ``atol``, ``directions``, ``full_limit``) are read from ``file``; see
+    :class:`~toolkit.runner.config.ConfigFile`.
+
     Attributes:
         file: the parsed file it came from (its ``raw`` table is what sweeps override).
-        path: the config file (``None`` for text loaded without a file).
-        name: how messages and run folders name it.
-        text: the TOML source, for the run folder's copy.
         title: a line for reports.
         experiment: the loaded :class:`~toolkit.experiment.Experiment`.
         hyperparameters: the experiment's hyperparameters, defaults filled in.
         cases: the selected case names, in the experiment's order.
         wrt: case name → the paths to differentiate (the override or the case default).
         strategies: the gradient strategies to run.
-        dtype: ``"float64"`` or ``"float32"``.
-        seed: seeds initial values and data.
-        rtol, atol: tolerances for comparisons against the reference.
-        directions: random directional checks for buffers over ``full_limit`` elements.
-        full_limit: the largest buffer differenced element by element.
         train: the training comparison, or ``None``.
         expect: case → strategy → ``{"grads": {path: g}, "globals": {name: g}}`` with ``g``
             an array, ``None`` (TOML ``"nothing"``) or ``{"parent": array}``.
     """
 
     file: ConfigFile
-    path: Path | None
-    name: str
-    text: str
     title: str
     experiment: Experiment
     hyperparameters: dict[str, Any]
     cases: tuple[str, ...]
     wrt: dict[str, tuple[str, ...]]
     strategies: tuple[str, ...]
-    dtype: str
-    seed: int
-    rtol: float
-    atol: float
-    directions: int
-    full_limit: int
     train: TrainSpec | None
     expect: dict[str, dict[str, dict[str, dict[str, Any]]]] = field(default_factory=dict)
+
+    path = property(lambda self: self.file.path, doc="The config file, or None for text.")
+    name = property(lambda self: self.file.name, doc="How messages and run folders name it.")
+    text = property(lambda self: self.file.text, doc="The TOML source.")
+    dtype = property(lambda self: self.file.dtype, doc='"float64" or "float32".')
+    seed = property(lambda self: self.file.seed, doc="Seeds initial values and data.")
+    rtol = property(lambda self: self.file.rtol, doc="Relative tolerance.")
+    atol = property(lambda self: self.file.atol, doc="Absolute tolerance.")
+    directions = property(lambda self: self.file.directions,
+                          doc="Random directions for buffers over full_limit elements.")
+    full_limit = property(lambda self: self.file.full_limit,
+                          doc="The largest buffer differenced element by element.")
 
     def build_cases(self) -> list[Case]:
         """The selected cases, built with the hyperparameters and the ``wrt`` overrides."""
@@ -298,11 +297,9 @@ class _Resolver(Checker):
         strategies = (self.names(list(f.strategies), "strategies", STRATEGIES, "strategy")
                       if f.strategies is not None else STRATEGIES)
         return Config(
-            file=f, path=f.path, name=f.name, text=f.text,
-            title=f.title if f.title is not None else experiment.name,
+            file=f, title=f.title if f.title is not None else experiment.name,
             experiment=experiment, hyperparameters=hyper, cases=cases, wrt=wrt,
-            strategies=strategies, dtype=f.dtype, seed=f.seed, rtol=f.rtol, atol=f.atol,
-            directions=f.directions, full_limit=f.full_limit, train=self.train(cases),
+            strategies=strategies, train=self.train(cases),
             expect=self.expect(f.expect, by_name, cases),
         )
 
